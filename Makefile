@@ -1,0 +1,47 @@
+# Rapport: `make up` runs the whole platform locally with demo data; `make test` runs the whole test suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+export RAPPORT_KAFKA_PORT ?= 9092
+export RAPPORT_KAFKA_CONTROLLER_PORT ?= 9093
+export RAPPORT_MONGO_PORT ?= 27017
+export RAPPORT_INTAKE_PORT ?= 8001
+export RAPPORT_SCORING_PORT ?= 8002
+export RAPPORT_REFERRAL_PORT ?= 8003
+export RAPPORT_NOTIFY_PORT ?= 8004
+export RAPPORT_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(RAPPORT_KAFKA_PORT)
+export RAPPORT_MONGO_URI ?= mongodb://127.0.0.1:$(RAPPORT_MONGO_PORT)/
+
+.PHONY: setup up down test unit integration e2e
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# The virtualenv, the Kafka jars (Maven Central) and FerretDB (Go module proxy); each step runs once.
+setup: $(BIN)/.installed
+	$(BIN)/python deploy/local/runtime.py fetch-kafka
+	$(BIN)/python deploy/local/runtime.py build-ferretdb
+
+up: setup
+	deploy/local/up.sh
+
+down:
+	deploy/local/down.sh
+
+# The tests start their own broker and database on free ports, so they run beside `make up`.
+test: setup
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest tests/integration
+
+e2e: setup
+	$(BIN)/pytest tests/e2e

@@ -1,0 +1,1 @@
+"""What no single service owns: event contracts, Kafka and MongoDB plumbing, configuration, logging."""

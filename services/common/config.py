@@ -1,0 +1,59 @@
+"""Settings read from the environment, so that one image serves every deployment.
+
+Every variable starts with RAPPORT_; `create_app(config)` and the workers accept the same keys as a dict
+(lower-case, without the prefix) to override them in tests.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_uri: str = "mongodb://127.0.0.1:27017/"
+    # Each service owns one database, named <db_prefix>_<service>; tests use their own prefix.
+    db_prefix: str = "rapport"
+    topic_partitions: int = 3
+    topic_replication: int = 1
+    max_body_bytes: int = 1024 * 1024
+    # A handler that raises this many times for one message sends it to the dead-letter topic.
+    consumer_max_attempts: int = 3
+    consumer_retry_backoff_s: float = 0.2
+    consumer_max_backoff_s: float = 10.0
+    # The outbox relay publishes events an API could not publish itself once they are this old.
+    outbox_grace_s: float = 5.0
+    outbox_poll_s: float = 1.0
+    log_level: str = "INFO"
+
+    @property
+    def database(self) -> str:
+        return f"{self.db_prefix}_{self.service}"
+
+    @classmethod
+    def load(cls, service: str, overrides: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            if field.name == "service":
+                continue
+            raw = environ.get(f"RAPPORT_{field.name.upper()}")
+            if raw is not None:
+                values[field.name] = _coerce(field.type, raw, field.name)
+        settings = cls(service=service, **values)
+        return replace(settings, **dict(overrides or {}))
+
+
+def _coerce(type_name: Any, raw: str, name: str) -> Any:
+    try:
+        if type_name in (int, "int"):
+            return int(raw)
+        if type_name in (float, "float"):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"RAPPORT_{name.upper()} must be a number, got {raw!r}") from None
+    return raw

@@ -1,0 +1,281 @@
+"""Event contracts: the only place where the wire format of Rapport's Kafka events is defined.
+
+Every event is one JSON envelope (id, type, version, time, tenant, correlation, producer) around a
+payload whose schema depends on (type, version). Producers validate strictly before they send;
+consumers ignore fields they do not know, so a producer may add fields without breaking them.
+Events carry ids, codes and scores, never a client's name, contact details or free text.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any, Mapping
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+
+class Topic(StrEnum):
+    INTAKE_SUBMITTED = "intake.submitted"
+    FEEDBACK_SUBMITTED = "feedback.submitted"
+    EXIT_INTERVIEW_SUBMITTED = "exit-interview.submitted"
+    COUNSELOR_UPDATED = "counselor.updated"
+    ALLIANCE_SCORED = "alliance.scored"
+    ALLIANCE_DROPPED = "alliance.dropped"
+    REFERRAL_RECOMMENDED = "referral.recommended"
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def all_topics() -> list[str]:
+    """Every topic the platform uses: each event topic and its dead-letter topic."""
+    return [name for topic in Topic for name in (topic.value, dlq_topic(topic.value))]
+
+
+# Ids are opaque tokens (UUIDs in practice). The pattern keeps free text, and so names, out of id fields.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+
+# Concern areas: the fixed vocabulary shared by intake (presenting concerns), the counselor directory
+# (specialties) and referral (matching). Codes, not prose, so that events stay free of free text.
+CONCERNS = (
+    "anxiety", "depression", "trauma", "grief", "relationships", "family", "parenting",
+    "substance_use", "eating", "stress", "self_esteem", "anger", "life_transitions",
+    "identity", "work", "sleep", "ocd", "mood_bipolar", "chronic_illness", "loneliness",
+)
+MODALITIES = ("in_person", "telehealth")
+URGENCIES = ("routine", "soon", "urgent")
+SUBSCALES = ("goal", "task", "bond")
+SEVERITIES = ("low", "medium", "high")
+
+
+def Id(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Regexp(ID_PATTERN, error="Not a valid id."), **kwargs)
+
+
+def Code(choices: tuple[str, ...], **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.OneOf(choices), **kwargs)
+
+
+class PayloadSchema(Schema):
+    """Base of every payload. Consumers load with unknown=EXCLUDE; producers validate with RAISE."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class PreferencesSchema(PayloadSchema):
+    language = fields.String(validate=validate.Regexp(r"^[a-z]{2,3}$"), load_default=None, allow_none=True)
+    modality = Code(MODALITIES + ("either",), load_default="either")
+    counselor_gender = Code(("female", "male", "nonbinary"), load_default=None, allow_none=True)
+
+
+class IntakeSubmittedV1(PayloadSchema):
+    intake_id = Id(required=True)
+    client_id = Id(required=True)
+    concerns = fields.List(Code(CONCERNS), required=True, validate=validate.Length(min=1))
+    preferences = fields.Nested(PreferencesSchema, load_default=dict)
+    urgency = Code(URGENCIES, load_default="routine")
+    assigned_counselor_id = Id(load_default=None, allow_none=True)
+
+
+class FeedbackSubmittedV1(PayloadSchema):
+    feedback_id = Id(required=True)
+    client_id = Id(required=True)
+    counselor_id = Id(required=True)
+    session_number = fields.Integer(required=True, validate=validate.Range(min=1))
+    instrument_id = Id(required=True)
+    answers = fields.Dict(keys=Id(), values=fields.Float(allow_nan=False), required=True,
+                          validate=validate.Length(min=1))
+
+
+class ExitInterviewSubmittedV1(PayloadSchema):
+    exit_interview_id = Id(required=True)
+    client_id = Id(required=True)
+    counselor_id = Id(required=True)
+    session_number = fields.Integer(required=True, validate=validate.Range(min=1))
+    comfortable = fields.Integer(required=True, validate=validate.Range(1, 5))
+    style_fit = fields.Integer(required=True, validate=validate.Range(1, 5))
+    confident_progress = fields.Integer(required=True, validate=validate.Range(1, 5))
+    outside_expertise = fields.Boolean(required=True)
+    wants_someone_else = fields.Boolean(required=True)
+
+
+class CounselorUpdatedV1(PayloadSchema):
+    counselor_id = Id(required=True)
+    clinic_ids = fields.List(Id(), required=True)
+    specialties = fields.List(Code(CONCERNS), load_default=list)
+    languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2,3}$")), load_default=list)
+    modalities = fields.List(Code(MODALITIES), load_default=list)
+    weekly_capacity = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    caseload = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    accepting_new_clients = fields.Boolean(load_default=True)
+    supervisor_id = Id(load_default=None, allow_none=True)
+
+
+class SubscaleScoresSchema(PayloadSchema):
+    goal = fields.Float(allow_none=True, load_default=None)
+    task = fields.Float(allow_none=True, load_default=None)
+    bond = fields.Float(allow_none=True, load_default=None)
+
+
+class AllianceScoredV1(PayloadSchema):
+    score_id = Id(required=True)
+    source_event_id = Id(required=True)
+    client_id = Id(required=True)
+    counselor_id = Id(required=True)
+    session_number = fields.Integer(required=True, validate=validate.Range(min=1))
+    instrument_id = Id(required=True)
+    total = fields.Float(required=True)
+    mean = fields.Float(required=True)
+    subscales = fields.Nested(SubscaleScoresSchema, required=True)
+
+
+class AllianceDroppedV1(PayloadSchema):
+    alert_id = Id(required=True)
+    source_event_id = Id(required=True)
+    client_id = Id(required=True)
+    counselor_id = Id(required=True)
+    session_number = fields.Integer(required=True, validate=validate.Range(min=1))
+    instrument_id = Id(required=True)
+    rule = Id(required=True)
+    dimension = Code(SUBSCALES, load_default=None, allow_none=True)
+    severity = Code(SEVERITIES, required=True)
+    total = fields.Float(required=True)
+    threshold = fields.Float(required=True)
+    subscales = fields.Nested(SubscaleScoresSchema, load_default=dict)
+
+
+class CandidateSchema(PayloadSchema):
+    counselor_id = Id(required=True)
+    score = fields.Float(required=True)
+    # Reasons describe the counselor ("speaks es", "specialises in trauma"), never the client.
+    reasons = fields.List(fields.String(validate=validate.Length(max=120)), load_default=list)
+
+
+class ReferralRecommendedV1(PayloadSchema):
+    referral_id = Id(required=True)
+    trigger_event_id = Id(required=True)
+    client_id = Id(required=True)
+    current_counselor_id = Id(load_default=None, allow_none=True)
+    reason = Code(("intake", "exit_interview", "alliance_decline"), required=True)
+    candidates = fields.List(fields.Nested(CandidateSchema), required=True)
+
+
+# (type, version) -> payload schema. The type of an event is the name of the topic it travels on.
+PAYLOAD_SCHEMAS: dict[tuple[str, int], type[PayloadSchema]] = {
+    (Topic.INTAKE_SUBMITTED.value, 1): IntakeSubmittedV1,
+    (Topic.FEEDBACK_SUBMITTED.value, 1): FeedbackSubmittedV1,
+    (Topic.EXIT_INTERVIEW_SUBMITTED.value, 1): ExitInterviewSubmittedV1,
+    (Topic.COUNSELOR_UPDATED.value, 1): CounselorUpdatedV1,
+    (Topic.ALLIANCE_SCORED.value, 1): AllianceScoredV1,
+    (Topic.ALLIANCE_DROPPED.value, 1): AllianceDroppedV1,
+    (Topic.REFERRAL_RECOMMENDED.value, 1): ReferralRecommendedV1,
+}
+CURRENT_VERSION = {type_: version for (type_, version) in PAYLOAD_SCHEMAS}
+
+
+class EnvelopeSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    event_id = Id(required=True)
+    type = fields.String(required=True, validate=validate.OneOf([t.value for t in Topic]))
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True, format="iso")
+    org_id = Id(required=True)
+    clinic_id = Id(required=True)
+    correlation_id = Id(required=True)
+    producer = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    payload = fields.Dict(required=True)
+
+
+class InvalidEvent(ValueError):
+    """A message that can never be processed as it is: not JSON, not a valid event, or (raised by a
+    handler) an event whose content the service cannot use. Consumers dead-letter it at once."""
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    type: str
+    version: int
+    occurred_at: datetime
+    org_id: str
+    clinic_id: str
+    correlation_id: str
+    producer: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id, "type": self.type, "version": self.version,
+            "occurred_at": self.occurred_at.isoformat(), "org_id": self.org_id,
+            "clinic_id": self.clinic_id, "correlation_id": self.correlation_id,
+            "producer": self.producer, "payload": dict(self.payload),
+        }
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def make_event(type_: str, payload: Mapping[str, Any], *, org_id: str, clinic_id: str, producer: str,
+               correlation_id: str | None = None, event_id: str | None = None,
+               occurred_at: datetime | None = None) -> Event:
+    """Build and strictly validate an outgoing event; raises ValidationError naming the bad field."""
+    version = CURRENT_VERSION[type_]
+    event_id = event_id or new_id()
+    raw = {
+        "event_id": event_id, "type": type_, "version": version,
+        "occurred_at": (occurred_at or datetime.now(timezone.utc)).isoformat(),
+        "org_id": org_id, "clinic_id": clinic_id, "correlation_id": correlation_id or event_id,
+        "producer": producer, "payload": dict(payload),
+    }
+    envelope = EnvelopeSchema().load(raw, unknown=RAISE)
+    schema = PAYLOAD_SCHEMAS[(type_, version)](unknown=RAISE)
+    errors = schema.validate(envelope["payload"])
+    if errors:
+        raise ValidationError({"payload": errors})
+    # The payload goes out as given (validated), so producers control exactly what is on the wire.
+    return Event(**envelope)
+
+
+def encode_event(event: Event) -> bytes:
+    return json.dumps(event.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode_event(raw: bytes | None) -> Event:
+    """Parse an incoming message leniently (unknown fields are dropped); InvalidEvent if impossible."""
+    try:
+        data = json.loads(raw) if raw is not None else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent(f"not JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("not a JSON object")
+    try:
+        envelope = EnvelopeSchema().load(data)
+        schema = PAYLOAD_SCHEMAS.get((envelope["type"], envelope["version"]))
+        if schema is None:
+            raise InvalidEvent(f"unsupported version {envelope['version']} of {envelope['type']}")
+        try:
+            envelope["payload"] = schema().load(envelope["payload"])
+        except ValidationError as exc:
+            raise ValidationError({"payload": exc.messages}) from None
+    except ValidationError as exc:
+        raise InvalidEvent(f"invalid fields: {sorted(_field_paths(exc.messages))}") from None
+    return Event(**envelope)
+
+
+def _field_paths(messages: Any, prefix: str = "") -> list[str]:
+    """Field names only: a validation message may quote a value, and values may be PHI."""
+    if not isinstance(messages, dict):
+        return [prefix or "_schema"]
+    paths: list[str] = []
+    for key, value in messages.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        paths.extend(_field_paths(value, path) if isinstance(value, dict) else [path])
+    return paths

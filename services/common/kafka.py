@@ -1,0 +1,286 @@
+"""Kafka plumbing (kafka-python 3.0): topic set-up, a producer that reports failures, and the consumer loop.
+
+The consumer loop follows the at-least-once discipline: an offset is committed only after its message was
+fully handled (or dead-lettered), handlers are idempotent by event id, a transient failure (database or
+broker unreachable) rewinds and retries with backoff without ever skipping a message, and a message that
+can never be processed goes to `<topic>.dlq` with its origin in headers while the loop goes on.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Mapping
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+from pymongo.errors import ConnectionFailure
+
+from .config import Settings
+from .events import Event, InvalidEvent, all_topics, decode_event, dlq_topic, encode_event
+from .mongo import ProcessedEvent
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT_S = 10.0
+# Failures that say nothing about the message itself: retried for as long as they last, never dead-lettered.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError)
+
+
+def ensure_topics(settings: Settings, topics: list[str] | None = None) -> list[str]:
+    """Create the platform's topics that do not exist yet; safe to run any number of times."""
+    wanted = topics or all_topics()
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.service}-admin",
+                             request_timeout_ms=15000)
+    try:
+        missing = [t for t in wanted if t not in set(admin.list_topics())]
+        if missing:
+            try:
+                admin.create_topics([NewTopic(t, settings.topic_partitions, settings.topic_replication)
+                                     for t in missing])
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another process's start-up
+        return missing
+    finally:
+        admin.close()
+
+
+class EventProducer:
+    """acks=all with idempotence: a send returns only once the broker has the event, or raises."""
+
+    def __init__(self, settings: Settings, timeout_s: float = SEND_TIMEOUT_S):
+        self._timeout_s = timeout_s
+        self._producer = KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, client_id=settings.service, acks="all",
+            enable_idempotence=True, linger_ms=0, retries=5, request_timeout_ms=int(timeout_s * 1000),
+            max_block_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
+
+    def publish(self, event: Event, key: str) -> None:
+        self.send(event.type, key, encode_event(event))
+
+    def send(self, topic: str, key: str | None, value: bytes,
+             headers: list[tuple[str, bytes]] | None = None) -> None:
+        future = self._producer.send(topic, key=key.encode() if key else None, value=value, headers=headers)
+        future.get(timeout=self._timeout_s)
+
+    def close(self) -> None:
+        self._producer.close(timeout=self._timeout_s)
+
+
+# A handler gets the event and a way to publish (topic, key, value) what it derives from it.
+class BrokerProbe:
+    """Answers "is the broker reachable now?" with a real round trip (a describe-cluster request)."""
+
+    def __init__(self, settings: Settings, timeout_s: float = 2.0):
+        self._settings, self._timeout_ms = settings, int(timeout_s * 1000)
+        self._admin: KafkaAdminClient | None = None
+
+    def check(self) -> None:
+        if self._admin is None:
+            self._admin = KafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap,
+                                           client_id=f"{self._settings.service}-probe",
+                                           request_timeout_ms=self._timeout_ms,
+                                           bootstrap_timeout_ms=self._timeout_ms)
+        self._admin.describe_cluster()
+
+
+Handler = Callable[[Event, Callable[[str, str, bytes], None]], None]
+
+
+@dataclass
+class ConsumerStats:
+    processed: int = 0
+    skipped_duplicates: int = 0
+    dead_lettered: int = 0
+    transient_failures: int = 0
+
+
+class _Rewind(Exception):
+    """A transient failure: stop this batch, seek back to the failed message and try it again later."""
+
+
+@dataclass
+class ConsumerLoop:
+    """Consume `handlers`' topics as consumer group `group` until stopped (SIGTERM/SIGINT or stop())."""
+
+    settings: Settings
+    group: str
+    handlers: Mapping[str, Handler]
+    producer: EventProducer
+    poll_timeout_ms: int = 500
+    max_records: int = 200
+    stats: ConsumerStats = field(default_factory=ConsumerStats)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _consumer: KafkaConsumer | None = None
+    # Offsets handled but not yet committed, per partition: the next offset to read.
+    _uncommitted: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def stop(self, *_: object) -> None:
+        self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self) -> None:
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.group,
+            client_id=f"{self.settings.service}-worker", enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=self.max_records)
+        self._consumer.subscribe(list(self.handlers), listener=_CommitOnRevoke(self))
+        log.info("consuming %s as group %s", sorted(self.handlers), self.group)
+        backoff = 0.0
+        try:
+            while not self._stopping.is_set():
+                batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms)
+                try:
+                    self._process_batch(batch)
+                    backoff = 0.0
+                except _Rewind:
+                    self.stats.transient_failures += 1
+                    backoff = min(max(backoff * 2, self.settings.consumer_retry_backoff_s),
+                                  self.settings.consumer_max_backoff_s)
+                    self._stopping.wait(backoff)
+                self.commit()
+        finally:
+            self._close()
+
+    def _process_batch(self, batch: Mapping[TopicPartition, list]) -> None:
+        for tp, records in batch.items():
+            for index, record in enumerate(records):
+                if self._stopping.is_set():
+                    # Shutting down between messages: rewind the rest so nothing read is skipped.
+                    self._seek_unhandled(batch, tp, record.offset)
+                    return
+                try:
+                    self._process(record)
+                except _Rewind:
+                    self._seek_unhandled(batch, tp, record.offset)
+                    raise
+                self._uncommitted[tp] = record.offset + 1
+
+    def _seek_unhandled(self, batch: Mapping[TopicPartition, list], failed_tp: TopicPartition,
+                        failed_offset: int) -> None:
+        """Seek every partition of the batch back to its first message not handled yet."""
+        assert self._consumer is not None
+        for tp, records in batch.items():
+            handled_up_to = max(self._uncommitted.get(tp, 0), records[0].offset)
+            first_unhandled = failed_offset if tp == failed_tp else handled_up_to
+            if first_unhandled <= records[-1].offset:
+                self._consumer.seek(tp, first_unhandled)
+
+    def _process(self, record) -> None:
+        try:
+            event = decode_event(record.value)
+            if event.type != record.topic:
+                raise InvalidEvent(f"event of type {event.type} on topic {record.topic}")
+        except InvalidEvent as exc:
+            self._dead_letter(record, exc)
+            return
+        handler = self.handlers[record.topic]
+        attempt = 0
+        while True:
+            try:
+                if ProcessedEvent.seen(self.group, event.event_id):
+                    self.stats.skipped_duplicates += 1
+                    return
+                handler(event, self.producer.send)
+                ProcessedEvent.mark(self.group, event)
+                self.stats.processed += 1
+                return
+            except InvalidEvent as exc:  # the handler found the event unusable: retrying cannot help
+                self._dead_letter(record, exc)
+                return
+            except TRANSIENT_ERRORS as exc:
+                log.warning("transient failure on %s@%s:%s: %s", record.topic, record.partition,
+                            record.offset, type(exc).__name__)
+                raise _Rewind() from exc
+            except Exception as exc:  # a handler bug or data it cannot take: retry a few times, then DLQ
+                attempt += 1
+                log.warning("handler failed (attempt %d/%d) on %s@%s:%s: %s", attempt,
+                            self.settings.consumer_max_attempts, record.topic, record.partition,
+                            record.offset, type(exc).__name__)
+                if attempt >= self.settings.consumer_max_attempts:
+                    self._dead_letter(record, exc)
+                    return
+                self._stopping.wait(self.settings.consumer_retry_backoff_s * attempt)
+
+    def _dead_letter(self, record, error: BaseException) -> None:
+        # Headers carry the error's class and message only; messages here name fields, never values.
+        headers = [
+            ("origin-topic", record.topic.encode()),
+            ("origin-partition", str(record.partition).encode()),
+            ("origin-offset", str(record.offset).encode()),
+            ("consumer-group", self.group.encode()),
+            ("error-class", type(error).__name__.encode()),
+            ("error-message", _safe_error_message(error).encode()),
+            ("failed-at", datetime.now(timezone.utc).isoformat().encode()),
+        ]
+        try:
+            self.producer.send(dlq_topic(record.topic), record.key.decode() if record.key else None,
+                               record.value or b"", headers)
+        except KafkaError as exc:
+            raise _Rewind() from exc
+        self.stats.dead_lettered += 1
+        log.error("dead-lettered %s@%s:%s (%s)", record.topic, record.partition, record.offset,
+                  type(error).__name__)
+
+    def commit(self) -> None:
+        if not self._uncommitted or self._consumer is None:
+            return
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._uncommitted.items()}
+        try:
+            self._consumer.commit(offsets)
+            self._uncommitted.clear()
+        except KafkaError as exc:
+            # Kept for the next commit; a rebalance in between only means a redelivery, which is idempotent.
+            log.warning("offset commit failed: %s", type(exc).__name__)
+
+    def _close(self) -> None:
+        if self._consumer is None:
+            return
+        self.commit()
+        self._consumer.close()
+        log.info("consumer %s closed: %s", self.group, self.stats)
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, loop: ConsumerLoop):
+        self._loop = loop
+
+    def on_partitions_revoked(self, revoked):
+        self._loop.commit()
+        for tp in revoked:
+            self._loop._uncommitted.pop(tp, None)
+
+    def on_partitions_assigned(self, assigned):
+        pass
+
+
+def _safe_error_message(error: BaseException) -> str:
+    if isinstance(error, InvalidEvent):
+        return str(error)[:500]
+    # A handler's exception text may quote data; the class name and the handler's location are enough.
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else ""
+    return f"{type(error).__name__}{where}"
+
+
+def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ensure_topics(settings)
+            return
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)

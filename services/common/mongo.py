@@ -1,0 +1,55 @@
+"""MongoDB plumbing: the connection and the processed-event record that makes consumers idempotent."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import mongoengine as me
+from pymongo.errors import DuplicateKeyError
+
+from .config import Settings
+from .events import Event
+
+
+def connect(settings: Settings) -> None:
+    """Register the service's database as mongoengine's default connection.
+
+    connect=False defers the socket to first use, so that gunicorn's forked workers each open their own.
+    """
+    me.disconnect()
+    me.connect(db=settings.database, host=settings.mongo_uri, connect=False,
+               serverSelectionTimeoutMS=3000, uuidRepresentation="standard", tz_aware=True)
+
+
+def ping() -> None:
+    """Raise unless the database answers."""
+    me.get_db().client.admin.command("ping")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ProcessedEvent(me.Document):
+    """One record per (consumer group, event id) handled: what makes a consumer idempotent."""
+
+    id = me.StringField(primary_key=True)  # "<group>:<event_id>"
+    topic = me.StringField(required=True)
+    processed_at = me.DateTimeField(default=utcnow)
+    meta = {"collection": "processed_events"}
+
+    @staticmethod
+    def key(group: str, event_id: str) -> str:
+        return f"{group}:{event_id}"
+
+    @classmethod
+    def seen(cls, group: str, event_id: str) -> bool:
+        return cls.objects(id=cls.key(group, event_id)).only("id").first() is not None
+
+    @classmethod
+    def mark(cls, group: str, event: Event) -> None:
+        try:
+            cls(id=cls.key(group, event.event_id), topic=event.type).save(force_insert=True)
+        except (me.NotUniqueError, DuplicateKeyError):
+            pass  # another delivery of the same event finished first: nothing to record
+
+

@@ -1,0 +1,30 @@
+"""Base schemas for the HTTP APIs, one per direction, and the pager for mongoengine querysets."""
+from __future__ import annotations
+
+from flask_smorest import Page
+from marshmallow import RAISE, Schema, fields, validate
+
+from .events import ID_PATTERN
+
+
+class RequestSchema(Schema):
+    """Input: strict, so that a misspelt field is a 422 naming it rather than silently ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class ResponseSchema(Schema):
+    """Output: what the server says; fields the client cannot set are dump_only in the request schemas."""
+
+
+def IdField(**kwargs) -> fields.String:
+    return fields.String(validate=validate.Regexp(ID_PATTERN, error="Not a valid id."), **kwargs)
+
+
+class QuerySetPage(Page):
+    """flask-smorest's pager for a mongoengine QuerySet: count on the server, slice with skip/limit."""
+
+    @property
+    def item_count(self) -> int:
+        return self.collection.count()

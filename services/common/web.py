@@ -1,0 +1,138 @@
+"""What every service's Flask app shares: settings, OpenAPI, JSON errors, health and readiness, extensions."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import fields as dataclass_fields
+from typing import Any, Callable, Mapping
+
+from flask import Blueprint, Flask, current_app, jsonify
+from flask_smorest import Api
+from pymongo.errors import ConnectionFailure
+from werkzeug.exceptions import HTTPException
+
+from . import mongo
+from .config import Settings
+from .kafka import BrokerProbe, EventProducer
+from .logs import configure_logging
+
+log = logging.getLogger(__name__)
+API_SEND_TIMEOUT_S = 2.0
+SETTINGS_KEYS = {f.name for f in dataclass_fields(Settings)} - {"service"}
+
+
+def create_service_app(import_name: str, service: str, config: Mapping[str, Any] | None) -> tuple[Flask, Api]:
+    """The part of every `create_app`: settings from env (overridden by `config`), OpenAPI, errors, health.
+
+    Keys of `config` that name a Settings field (lower-case) override it; the rest go to `app.config`.
+    """
+    config = dict(config or {})
+    settings = Settings.load(service, {k: v for k, v in config.items() if k in SETTINGS_KEYS})
+    configure_logging(service, settings.log_level)
+    app = Flask(import_name)
+    app.config.update(
+        API_TITLE=f"Rapport {service}", API_VERSION="1", OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/", OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False,
+    )
+    app.config.update({k: v for k, v in config.items() if k not in SETTINGS_KEYS})
+    app.extensions["rapport.settings"] = settings
+    api = Api(app)
+    app.register_blueprint(health)
+    app.register_error_handler(Exception, _unexpected_error)
+    mongo_ext.init_app(app)
+    kafka_ext.init_app(app)
+    return app, api
+
+
+def settings() -> Settings:
+    return current_app.extensions["rapport.settings"]
+
+
+def _unexpected_error(error: Exception):
+    if isinstance(error, HTTPException):  # flask-smorest renders these as JSON already
+        return error
+    if isinstance(error, ConnectionFailure):
+        # Nothing was accepted: the client may retry once the database is back.
+        log.warning("database unavailable: %s", type(error).__name__)
+        return jsonify(code=503, status="Service Unavailable"), 503, {"Retry-After": "5"}
+    log.exception("unhandled error")
+    body = {"code": 500, "status": "Internal Server Error"}
+    return jsonify(body), 500
+
+
+class MongoExtension:
+    def init_app(self, app: Flask) -> None:
+        mongo.connect(app.extensions["rapport.settings"])
+
+
+class KafkaClients:
+    """One app's producer and broker probe, created on first use in each process: neither may cross
+    gunicorn's fork, and a producer opened before it would be shared by every worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._producer: EventProducer | None = None
+        self._probe: BrokerProbe | None = None
+        self._pid: int | None = None
+
+    def _this_process(self) -> None:
+        if self._pid != os.getpid():
+            self._producer, self._probe, self._pid = None, None, os.getpid()
+
+    def producer(self) -> EventProducer:
+        self._this_process()
+        if self._producer is None:
+            # A short timeout: when the broker is away the request still succeeds (the outbox relay
+            # publishes later), so waiting long would only make every request slow.
+            self._producer = EventProducer(self._settings, timeout_s=API_SEND_TIMEOUT_S)
+        return self._producer
+
+    def probe(self) -> BrokerProbe:
+        self._this_process()
+        if self._probe is None:
+            self._probe = BrokerProbe(self._settings)
+        return self._probe
+
+
+class KafkaExtension:
+    def init_app(self, app: Flask) -> None:
+        app.extensions["rapport.kafka"] = KafkaClients(app.extensions["rapport.settings"])
+
+    @staticmethod
+    def _clients() -> KafkaClients:
+        return current_app.extensions["rapport.kafka"]
+
+    def send(self, topic: str, key: str, value: bytes) -> None:
+        self._clients().producer().send(topic, key, value)
+
+    def check_broker(self) -> None:
+        self._clients().probe().check()
+
+
+mongo_ext = MongoExtension()
+kafka_ext = KafkaExtension()
+
+health = Blueprint("health", __name__)
+
+
+@health.get("/healthz")
+def healthz():
+    """Alive: the process answers. Says nothing about its dependencies (that is /readyz)."""
+    return jsonify(status="ok")
+
+
+@health.get("/readyz")
+def readyz():
+    """Ready: the database and the Kafka broker are reachable; 503 with the failing checks otherwise."""
+    checks = {"database": _check(mongo.ping), "kafka": _check(kafka_ext.check_broker)}
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify(status="ready" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+
+def _check(probe: Callable[[], None]) -> str:
+    try:
+        probe()
+        return "ok"
+    except Exception as exc:  # readiness reports any failure as a state, never as a 500
+        return f"failed: {type(exc).__name__}"

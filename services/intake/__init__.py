@@ -1,0 +1,1 @@
+"""Intake: the front desk. Registers clients and collects their session feedback and exit interviews."""

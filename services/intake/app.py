@@ -1,0 +1,17 @@
+"""Intake's HTTP API: `gunicorn 'services.intake.app:create_app()'`."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask
+
+from services.common.web import create_service_app
+
+from .api import feedback, intakes
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app, api = create_service_app(__name__, "intake", config)
+    api.register_blueprint(intakes)
+    api.register_blueprint(feedback)
+    return app

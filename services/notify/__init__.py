@@ -1,0 +1,1 @@
+"""Notify: gets alerts and referrals to counselors and supervisors."""

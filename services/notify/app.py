@@ -1,0 +1,16 @@
+"""Notify's HTTP API: `gunicorn 'services.notify.app:create_app()'`."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask
+
+from services.common.web import create_service_app
+
+from .api import inbox
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app, api = create_service_app(__name__, "notify", config)
+    api.register_blueprint(inbox)
+    return app

@@ -1,0 +1,1 @@
+"""Referral: matches clients to counselors and recommends a better-suited counselor when the fit is poor."""

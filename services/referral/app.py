@@ -1,0 +1,16 @@
+"""Referral's HTTP API: `gunicorn 'services.referral.app:create_app()'`."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask
+
+from services.common.web import create_service_app
+
+from .api import intakes
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app, api = create_service_app(__name__, "referral", config)
+    api.register_blueprint(intakes)
+    return app

@@ -1,0 +1,99 @@
+"""The real Kafka broker and FerretDB for integration and end-to-end tests, started on free ports.
+
+They run from the same runtime script as `make up` (deploy/local/runtime.py) but in a temporary folder,
+so a test run never touches, or collides with, a platform started by `make up`.
+"""
+from __future__ import annotations
+
+import importlib.util
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_runtime():
+    spec = importlib.util.spec_from_file_location("rapport_runtime", ROOT / "deploy" / "local" / "runtime.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+runtime = _load_runtime()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def start_process(name: str, command: list[str], folder: Path, env: dict | None = None,
+                  cwd: Path = ROOT) -> Process:
+    log = folder / f"{name}.log"
+    handle = log.open("ab")
+    popen = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                             stdin=subprocess.DEVNULL)
+    handle.close()
+    return Process(name, popen, log)
+
+
+@dataclass
+class Components:
+    folder: Path
+    kafka_port: int
+    mongo_port: int
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def start_components(folder: Path) -> Components:
+    components = Components(folder, kafka_port=free_port(), mongo_port=free_port())
+    try:
+        ferret = start_process("ferretdb", runtime.ferretdb_command(folder / "ferretdb", components.mongo_port),
+                               folder)
+        components.processes.append(ferret)
+        runtime.wait_for_line(ferret.log, "FerretDB listening", 30, ferret.popen)
+        kafka = start_process("kafka", runtime.kafka_command(folder / "kafka", components.kafka_port,
+                                                             free_port()), folder)
+        components.processes.append(kafka)
+        runtime.wait_for_line(kafka.log, runtime.KAFKA_READY_LINE, 90, kafka.popen)
+    except BaseException:
+        components.stop()
+        raise
+    return components

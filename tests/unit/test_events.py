@@ -1,0 +1,96 @@
+import json
+import re
+
+import pytest
+from marshmallow import ValidationError, fields
+
+from services.common import events
+from services.common.events import InvalidEvent, Topic, decode_event, encode_event, make_event
+
+INTAKE = {"intake_id": "i1", "client_id": "c1", "concerns": ["anxiety"]}
+
+
+def intake_event(**payload):
+    return make_event(Topic.INTAKE_SUBMITTED, {**INTAKE, **payload}, org_id="org1", clinic_id="clinic1",
+                      producer="intake")
+
+
+def test_round_trip_keeps_envelope_and_payload():
+    event = intake_event(urgency="soon")
+    decoded = decode_event(encode_event(event))
+    assert decoded.event_id == event.event_id
+    assert decoded.type == "intake.submitted" and decoded.version == 1
+    assert decoded.org_id == "org1" and decoded.clinic_id == "clinic1"
+    assert decoded.correlation_id == event.event_id  # a first event starts its own correlation
+    assert decoded.payload["urgency"] == "soon"
+    assert decoded.occurred_at.tzinfo is not None
+
+
+def test_producer_rejects_unknown_payload_fields_naming_them():
+    with pytest.raises(ValidationError) as error:
+        intake_event(first_name="Avery")
+    assert "first_name" in error.value.messages["payload"]
+
+
+def test_producer_rejects_values_outside_the_vocabulary():
+    with pytest.raises(ValidationError) as error:
+        intake_event(concerns=["not-a-concern"])
+    assert "concerns" in error.value.messages["payload"]
+
+
+def test_consumer_ignores_unknown_fields_in_envelope_and_payload():
+    raw = json.loads(encode_event(intake_event()))
+    raw["added_later"] = 1
+    raw["payload"]["also_added_later"] = "x"
+    decoded = decode_event(json.dumps(raw).encode())
+    assert "also_added_later" not in decoded.payload
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b"\xff\xfe", None])
+def test_undecodable_messages_are_invalid_events(raw):
+    with pytest.raises(InvalidEvent):
+        decode_event(raw)
+
+
+def test_invalid_event_names_fields_but_never_quotes_values():
+    raw = json.loads(encode_event(intake_event()))
+    raw["payload"]["concerns"] = ["Jane Doe's secret"]
+    with pytest.raises(InvalidEvent) as error:
+        decode_event(json.dumps(raw).encode())
+    assert "payload.concerns" in str(error.value)
+    assert "Jane" not in str(error.value)
+
+
+def test_unsupported_version_is_invalid():
+    raw = json.loads(encode_event(intake_event()))
+    raw["version"] = 99
+    with pytest.raises(InvalidEvent, match="version 99"):
+        decode_event(json.dumps(raw).encode())
+
+
+def test_every_topic_has_a_schema_and_a_dead_letter_topic():
+    assert {t for (t, _v) in events.PAYLOAD_SCHEMAS} == {t.value for t in Topic}
+    assert set(events.all_topics()) == {t.value for t in Topic} | {f"{t.value}.dlq" for t in Topic}
+
+
+# Field names that would carry a person's identity, contact details or free text.
+PHI_FIELD = re.compile(r"name|email|phone|address|birth|dob|comment|note|text|contact", re.IGNORECASE)
+
+
+def _field_names(schema_class, prefix=""):
+    for name, field in schema_class().fields.items():
+        yield f"{prefix}{name}"
+        inner = field.inner if isinstance(field, fields.List) else field
+        if isinstance(inner, fields.Nested):
+            yield from _field_names(type(inner.schema), f"{prefix}{name}.")
+
+
+@pytest.mark.parametrize("key", sorted(events.PAYLOAD_SCHEMAS))
+def test_event_payloads_carry_no_phi_fields(key):
+    leaking = [n for n in _field_names(events.PAYLOAD_SCHEMAS[key]) if PHI_FIELD.search(n)]
+    assert leaking == [], f"{key} has fields that may carry PHI: {leaking}"
+
+
+def test_ids_cannot_carry_free_text():
+    with pytest.raises(ValidationError):
+        intake_event(client_id="Jane Doe")

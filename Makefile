@@ -19,7 +19,7 @@ export RAPPORT_MONGO_URI ?= mongodb://127.0.0.1:$(RAPPORT_MONGO_PORT)/
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[local,test]'
 	touch $@
 
 # The virtualenv, the Kafka jars (Maven Central) and FerretDB (Go module proxy); each step runs once.

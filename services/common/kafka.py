@@ -89,6 +89,11 @@ class BrokerProbe:
                                            bootstrap_timeout_ms=self._timeout_ms)
         self._admin.describe_cluster()
 
+    def close(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+
 
 Handler = Callable[[Event, Callable[[str, str, bytes], None]], None]
 

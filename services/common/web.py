@@ -94,6 +94,13 @@ class KafkaClients:
             self._probe = BrokerProbe(self._settings)
         return self._probe
 
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+        if self._probe is not None:
+            self._probe.close()
+        self._producer = self._probe = None
+
 
 class KafkaExtension:
     def init_app(self, app: Flask) -> None:

@@ -16,6 +16,9 @@ else
   echo "Starting Kafka, FerretDB, 4 APIs and 4 workers (log: $state/logs/platform.log) ..."
 fi
 
+# Topics first (auto-creation is off): the APIs report ready only once they exist.
+rapport ensure-topics --wait 120
+
 urls=()
 for port in "${RAPPORT_INTAKE_PORT:-8001}" "${RAPPORT_SCORING_PORT:-8002}" "${RAPPORT_REFERRAL_PORT:-8003}" "${RAPPORT_NOTIFY_PORT:-8004}"; do
   urls+=("http://127.0.0.1:$port/readyz")

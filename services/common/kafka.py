@@ -75,7 +75,8 @@ class EventProducer:
 
 # A handler gets the event and a way to publish (topic, key, value) what it derives from it.
 class BrokerProbe:
-    """Answers "is the broker reachable now?" with a real round trip (a describe-cluster request)."""
+    """Answers "can this process use Kafka now?" with a real round trip: the broker answers and the
+    platform's topics exist (auto-creation is off, so publishing to a missing topic would block)."""
 
     def __init__(self, settings: Settings, timeout_s: float = 2.0):
         self._settings, self._timeout_ms = settings, int(timeout_s * 1000)
@@ -87,7 +88,9 @@ class BrokerProbe:
                                            client_id=f"{self._settings.service}-probe",
                                            request_timeout_ms=self._timeout_ms,
                                            bootstrap_timeout_ms=self._timeout_ms)
-        self._admin.describe_cluster()
+        missing = set(all_topics()) - set(self._admin.list_topics())
+        if missing:
+            raise LookupError(f"{len(missing)} topics missing; run `rapport ensure-topics`")
 
     def close(self) -> None:
         if self._admin is not None:
@@ -279,7 +282,8 @@ def _safe_error_message(error: BaseException) -> str:
     return f"{type(error).__name__}{where}"
 
 
-def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> None:
+def wait_for_broker(settings: Settings, timeout_s: float = 120.0) -> None:
+    """Wait until the broker answers, then make sure the topics exist."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:

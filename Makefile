@@ -14,7 +14,7 @@ export RAPPORT_NOTIFY_PORT ?= 8004
 export RAPPORT_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(RAPPORT_KAFKA_PORT)
 export RAPPORT_MONGO_URI ?= mongodb://127.0.0.1:$(RAPPORT_MONGO_PORT)/
 
-.PHONY: setup up down test unit integration e2e
+.PHONY: setup browser up down test unit integration e2e
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ up: setup
 down:
 	deploy/local/down.sh
 
+# Debian's Chromium, for the browser tests.
+browser:
+	deploy/local/install-browser.sh
+
 # The tests start their own broker and database on free ports, so they run beside `make up`.
-test: setup
+test: setup browser
 	$(BIN)/pytest
 
 unit: setup

@@ -10,6 +10,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 
+DEVELOPMENT_JWT_SECRET = "rapport-development-only-secret-change-me-000000"
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str
@@ -28,6 +31,12 @@ class Settings:
     outbox_grace_s: float = 5.0
     outbox_poll_s: float = 1.0
     log_level: str = "INFO"
+    # "development" allows the built-in JWT secret; anything else refuses to start without a real one.
+    environment: str = "development"
+    # Shared by every service: intake signs staff tokens with it, every service verifies them.
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
+    # A signed-in session (token) lapses after this long without a request.
+    session_idle_minutes: int = 30
 
     @property
     def database(self) -> str:
@@ -44,8 +53,12 @@ class Settings:
             raw = environ.get(f"RAPPORT_{field.name.upper()}")
             if raw is not None:
                 values[field.name] = _coerce(field.type, raw, field.name)
-        settings = cls(service=service, **values)
-        return replace(settings, **dict(overrides or {}))
+        settings = replace(cls(service=service, **values), **dict(overrides or {}))
+        if settings.environment != "development" and settings.jwt_secret == DEVELOPMENT_JWT_SECRET:
+            raise ValueError("RAPPORT_JWT_SECRET must be set outside development (RAPPORT_ENVIRONMENT)")
+        if len(settings.jwt_secret) < 32:
+            raise ValueError("RAPPORT_JWT_SECRET must be at least 32 characters")
+        return settings
 
 
 def _coerce(type_name: Any, raw: str, name: str) -> Any:

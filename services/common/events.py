@@ -25,6 +25,9 @@ class Topic(StrEnum):
     ALLIANCE_SCORED = "alliance.scored"
     ALLIANCE_DROPPED = "alliance.dropped"
     REFERRAL_RECOMMENDED = "referral.recommended"
+    REFERRAL_DECIDED = "referral.decided"
+    CLIENT_ASSIGNED = "client.assigned"
+    STAFF_UPDATED = "staff.updated"
 
 
 def dlq_topic(topic: str) -> str:
@@ -114,6 +117,8 @@ class CounselorUpdatedV1(PayloadSchema):
     caseload = fields.Integer(validate=validate.Range(min=0), load_default=0)
     accepting_new_clients = fields.Boolean(load_default=True)
     supervisor_id = Id(load_default=None, allow_none=True)
+    gender = Code(("female", "male", "nonbinary"), load_default=None, allow_none=True)
+    active = fields.Boolean(load_default=True)
 
 
 class SubscaleScoresSchema(PayloadSchema):
@@ -165,6 +170,41 @@ class ReferralRecommendedV1(PayloadSchema):
     candidates = fields.List(fields.Nested(CandidateSchema), required=True)
 
 
+class ReferralDecidedV1(PayloadSchema):
+    """A supervisor accepted a candidate (intake reassigns the client) or declined the referral."""
+
+    referral_id = Id(required=True)
+    client_id = Id(required=True)
+    decision = Code(("accepted", "declined"), required=True)
+    decided_by = Id(required=True)
+    previous_counselor_id = Id(load_default=None, allow_none=True)
+    new_counselor_id = Id(load_default=None, allow_none=True)
+    # A code, not prose: the supervisor's own words stay in referral.
+    decline_reason = Code(("no_suitable_candidate", "client_declined", "clinical_judgement", "other"),
+                          load_default=None, allow_none=True)
+
+
+class ClientAssignedV1(PayloadSchema):
+    """A client's counselor was set or changed (by the front desk or by an accepted referral)."""
+
+    client_id = Id(required=True)
+    counselor_id = Id(required=True)
+    previous_counselor_id = Id(load_default=None, allow_none=True)
+    assigned_by = Id(required=True)
+    referral_id = Id(load_default=None, allow_none=True)
+    concerns = fields.List(Code(CONCERNS), load_default=list)
+
+
+class StaffUpdatedV1(PayloadSchema):
+    """Who works where and in which role: the recipient and authority model of notify and referral."""
+
+    staff_id = Id(required=True)
+    role = Code(("admin", "supervisor", "counselor", "front_desk"), required=True)
+    clinic_ids = fields.List(Id(), required=True)
+    supervisor_id = Id(load_default=None, allow_none=True)
+    active = fields.Boolean(load_default=True)
+
+
 # (type, version) -> payload schema. The type of an event is the name of the topic it travels on.
 PAYLOAD_SCHEMAS: dict[tuple[str, int], type[PayloadSchema]] = {
     (Topic.INTAKE_SUBMITTED.value, 1): IntakeSubmittedV1,
@@ -174,6 +214,9 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[PayloadSchema]] = {
     (Topic.ALLIANCE_SCORED.value, 1): AllianceScoredV1,
     (Topic.ALLIANCE_DROPPED.value, 1): AllianceDroppedV1,
     (Topic.REFERRAL_RECOMMENDED.value, 1): ReferralRecommendedV1,
+    (Topic.REFERRAL_DECIDED.value, 1): ReferralDecidedV1,
+    (Topic.CLIENT_ASSIGNED.value, 1): ClientAssignedV1,
+    (Topic.STAFF_UPDATED.value, 1): StaffUpdatedV1,
 }
 CURRENT_VERSION = {type_: version for (type_, version) in PAYLOAD_SCHEMAS}
 

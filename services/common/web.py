@@ -6,12 +6,15 @@ import os
 from dataclasses import fields as dataclass_fields
 from typing import Any, Callable, Mapping
 
-from flask import Blueprint, Flask, current_app, jsonify
+from datetime import timedelta
+
+from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
 from flask_smorest import Api
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
 from . import mongo
+from .auth import COOKIE_NAME, AuthError, Identity, issue_token, token_age, verify_token
 from .config import Settings
 from .kafka import BrokerProbe, EventProducer
 from .logs import configure_logging
@@ -40,6 +43,7 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
     api = Api(app)
     app.register_blueprint(health)
     app.register_error_handler(Exception, _unexpected_error)
+    app.after_request(_refresh_session_cookie)
     mongo_ext.init_app(app)
     kafka_ext.init_app(app)
     return app, api
@@ -47,6 +51,62 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
 
 def settings() -> Settings:
     return current_app.extensions["rapport.settings"]
+
+
+def current_identity() -> Identity | None:
+    """The caller's verified identity (Bearer token or session cookie), or None; parsed once per request."""
+    if "rapport_identity" not in g:
+        g.rapport_identity, g.rapport_token_from_cookie = None, False
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        if token is None and COOKIE_NAME in request.cookies:
+            token, g.rapport_token_from_cookie = request.cookies[COOKIE_NAME], True
+        if token:
+            try:
+                g.rapport_identity = verify_token(settings(), token)
+                g.rapport_token = token
+            except AuthError:
+                g.rapport_identity = None
+    return g.rapport_identity
+
+
+def require_identity(*roles: str) -> Identity:
+    """The caller's identity, or abort: 401 without a valid token, 403 if its role may not use the route."""
+    identity = current_identity()
+    if identity is None:
+        abort(401)
+    if roles and identity.role not in roles:
+        abort(403)
+    return identity
+
+
+def set_session_cookie(response, identity: Identity):
+    token = issue_token(settings(), identity)
+    response.set_cookie(COOKIE_NAME, token, httponly=True, samesite="Lax", path="/",
+                        secure=settings().environment != "development",
+                        max_age=settings().session_idle_minutes * 60)
+    return response
+
+
+def clear_session_cookie(response):
+    response.delete_cookie(COOKIE_NAME, path="/")
+    return response
+
+
+# A browser session's token is re-issued at most this often while it is in use (sliding idle expiry).
+COOKIE_REFRESH_AFTER = timedelta(minutes=1)
+
+
+def _refresh_session_cookie(response):
+    identity = g.get("rapport_identity")
+    if identity is not None and g.get("rapport_token_from_cookie") and COOKIE_NAME not in _cookies_set(response):
+        if token_age(settings(), g.rapport_token) > COOKIE_REFRESH_AFTER:
+            set_session_cookie(response, identity)
+    return response
+
+
+def _cookies_set(response) -> set[str]:
+    return {header.split("=", 1)[0] for header in response.headers.getlist("Set-Cookie")}
 
 
 def _unexpected_error(error: Exception):

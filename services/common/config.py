@@ -37,6 +37,11 @@ class Settings:
     jwt_secret: str = DEVELOPMENT_JWT_SECRET
     # A signed-in session (token) lapses after this long without a request.
     session_idle_minutes: int = 30
+    # Where each service's pages are reachable from a browser, for links between them (and sign-in).
+    intake_url: str = "http://127.0.0.1:8001"
+    scoring_url: str = "http://127.0.0.1:8002"
+    referral_url: str = "http://127.0.0.1:8003"
+    notify_url: str = "http://127.0.0.1:8004"
 
     @property
     def database(self) -> str:

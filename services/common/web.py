@@ -8,7 +8,10 @@ from typing import Any, Callable, Mapping
 
 from datetime import timedelta
 
-from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, abort, current_app, g, jsonify, redirect, request
+from jinja2 import ChoiceLoader, PackageLoader
 from flask_smorest import Api
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
@@ -42,6 +45,10 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
     app.extensions["rapport.settings"] = settings
     api = Api(app)
     app.register_blueprint(health)
+    app.register_blueprint(ui)
+    # Service templates first, then the shared layout (services/common/templates/base.html).
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, PackageLoader("services.common", "templates")])
+    app.context_processor(_layout_context)
     app.register_error_handler(Exception, _unexpected_error)
     app.after_request(_refresh_session_cookie)
     mongo_ext.init_app(app)
@@ -78,6 +85,29 @@ def require_identity(*roles: str) -> Identity:
     if roles and identity.role not in roles:
         abort(403)
     return identity
+
+
+def require_page_identity(*roles: str) -> Identity | None:
+    """For HTML pages: the identity, or None after which the caller returns `signin_redirect()`.
+    A signed-in user whose role may not see the page gets 403."""
+    identity = current_identity()
+    if identity is not None and roles and identity.role not in roles:
+        abort(403)
+    return identity
+
+
+def signin_redirect():
+    return redirect(f"{settings().intake_url}/signin?{urlencode({'next': request.url})}")
+
+
+def _layout_context() -> dict:
+    s = settings()
+    return {"identity": current_identity(), "service_name": s.service,
+            "urls": {"intake": s.intake_url, "scoring": s.scoring_url, "referral": s.referral_url,
+                     "notify": s.notify_url}}
+
+
+ui = Blueprint("rapport_ui", __name__, static_folder="static", static_url_path="/static/rapport")
 
 
 def set_session_cookie(response, identity: Identity):

@@ -27,6 +27,12 @@ class Settings:
     consumer_max_attempts: int = 3
     consumer_retry_backoff_s: float = 0.2
     consumer_max_backoff_s: float = 10.0
+    # A consumer stops itself (and reports unready) when more than this share of its last 100 messages
+    # went to the dead-letter topic.
+    consumer_dlq_halt_share: float = 0.5
+    # Port of a worker's small HTTP server (/healthz, /readyz, /metrics); 0 turns it off.
+    worker_http_port: int = 0
+    worker_http_host: str = "127.0.0.1"
     # The outbox relay publishes events an API could not publish itself once they are this old.
     outbox_grace_s: float = 5.0
     outbox_poll_s: float = 1.0

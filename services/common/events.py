@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -266,6 +267,11 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+# The correlation id of the work in progress: set per HTTP request (its request id) and per consumed event
+# (the event's correlation id), so every event made while handling it carries it on, to the notification.
+current_correlation_id: ContextVar[str | None] = ContextVar("rapport_correlation_id", default=None)
+
+
 def make_event(type_: str, payload: Mapping[str, Any], *, org_id: str, clinic_id: str, producer: str,
                correlation_id: str | None = None, event_id: str | None = None,
                occurred_at: datetime | None = None) -> Event:
@@ -275,7 +281,8 @@ def make_event(type_: str, payload: Mapping[str, Any], *, org_id: str, clinic_id
     raw = {
         "event_id": event_id, "type": type_, "version": version,
         "occurred_at": (occurred_at or datetime.now(timezone.utc)).isoformat(),
-        "org_id": org_id, "clinic_id": clinic_id, "correlation_id": correlation_id or event_id,
+        "org_id": org_id, "clinic_id": clinic_id,
+        "correlation_id": correlation_id or current_correlation_id.get() or event_id,
         "producer": producer, "payload": dict(payload),
     }
     envelope = EnvelopeSchema().load(raw, unknown=RAISE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections import deque
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,12 +24,15 @@ from kafka.structs import OffsetAndMetadata
 from pymongo.errors import ConnectionFailure
 
 from .config import Settings
-from .events import Event, InvalidEvent, all_topics, decode_event, dlq_topic, encode_event
+from .events import Event, InvalidEvent, all_topics, current_correlation_id, decode_event, dlq_topic, encode_event
+from .metrics import CONSUMER_HALTED, CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_PUBLISHED, HANDLER_LATENCY
 from .mongo import ProcessedEvent
 
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 10.0
+DLQ_WINDOW = 100
+DLQ_MIN_SAMPLE = 20
 # Failures that say nothing about the message itself: retried for as long as they last, never dead-lettered.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError)
 
@@ -56,6 +60,7 @@ class EventProducer:
 
     def __init__(self, settings: Settings, timeout_s: float = SEND_TIMEOUT_S):
         self._timeout_s = timeout_s
+        self._service = settings.service
         self._producer = KafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, client_id=settings.service, acks="all",
             enable_idempotence=True, linger_ms=0, retries=5, request_timeout_ms=int(timeout_s * 1000),
@@ -68,6 +73,7 @@ class EventProducer:
              headers: list[tuple[str, bytes]] | None = None) -> None:
         future = self._producer.send(topic, key=key.encode() if key else None, value=value, headers=headers)
         future.get(timeout=self._timeout_s)
+        EVENTS_PUBLISHED.labels(self._service, topic).inc()
 
     def close(self) -> None:
         self._producer.close(timeout=self._timeout_s)
@@ -128,6 +134,14 @@ class ConsumerLoop:
     _consumer: KafkaConsumer | None = None
     # Offsets handled but not yet committed, per partition: the next offset to read.
     _uncommitted: dict[TopicPartition, int] = field(default_factory=dict)
+    # Outcomes of the latest messages, for the dead-letter share that halts the consumer.
+    _recent_outcomes: deque = field(default_factory=lambda: deque(maxlen=DLQ_WINDOW))
+    halted: bool = False
+
+    @property
+    def ready(self) -> bool:
+        """Consuming: started, not stopped and not halted by too many dead letters."""
+        return self._consumer is not None and not self._stopping.is_set() and not self.halted
 
     def stop(self, *_: object) -> None:
         self._stopping.set()
@@ -150,6 +164,8 @@ class ConsumerLoop:
                 try:
                     self._process_batch(batch)
                     backoff = 0.0
+                    self._record_lag()
+                    self._halt_if_mostly_dead_letters()
                 except _Rewind:
                     self.stats.transient_failures += 1
                     backoff = min(max(backoff * 2, self.settings.consumer_retry_backoff_s),
@@ -173,6 +189,28 @@ class ConsumerLoop:
                     raise
                 self._uncommitted[tp] = record.offset + 1
 
+    def _record_lag(self) -> None:
+        assert self._consumer is not None
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(
+                    max(end - self._consumer.position(tp), 0))
+
+    def _halt_if_mostly_dead_letters(self) -> None:
+        """Stop consuming when most recent messages went to the DLQ: something is broken (a bad deploy,
+        an incompatible producer), and dead-lettering a whole topic would only move the problem."""
+        outcomes = self._recent_outcomes
+        if len(outcomes) < DLQ_MIN_SAMPLE:
+            return
+        share = outcomes.count("dead_lettered") / len(outcomes)
+        if share > self.settings.consumer_dlq_halt_share:
+            self.halted = True
+            CONSUMER_HALTED.labels(self.group).set(1)
+            log.critical("consumer %s halted: %.0f%% of the last %d messages were dead-lettered",
+                         self.group, share * 100, len(outcomes))
+            self.stop()
+
     def _seek_unhandled(self, batch: Mapping[TopicPartition, list], failed_tp: TopicPartition,
                         failed_offset: int) -> None:
         """Seek every partition of the batch back to its first message not handled yet."""
@@ -190,21 +228,34 @@ class ConsumerLoop:
                 raise InvalidEvent(f"event of type {event.type} on topic {record.topic}")
         except InvalidEvent as exc:
             self._dead_letter(record, exc)
+            EVENTS_CONSUMED.labels(self.group, record.topic, "dead_lettered").inc()
+            self._recent_outcomes.append("dead_lettered")
             return
+        token = current_correlation_id.set(event.correlation_id)
+        started = time.perf_counter()
+        try:
+            outcome = self._handle(record, event)
+        finally:
+            current_correlation_id.reset(token)
+        HANDLER_LATENCY.labels(self.group, record.topic).observe(time.perf_counter() - started)
+        EVENTS_CONSUMED.labels(self.group, record.topic, outcome).inc()
+        self._recent_outcomes.append(outcome)
+
+    def _handle(self, record, event: Event) -> str:
         handler = self.handlers[record.topic]
         attempt = 0
         while True:
             try:
                 if ProcessedEvent.seen(self.group, event.event_id):
                     self.stats.skipped_duplicates += 1
-                    return
+                    return "duplicate"
                 handler(event, self.producer.send)
                 ProcessedEvent.mark(self.group, event)
                 self.stats.processed += 1
-                return
+                return "processed"
             except InvalidEvent as exc:  # the handler found the event unusable: retrying cannot help
                 self._dead_letter(record, exc)
-                return
+                return "dead_lettered"
             except TRANSIENT_ERRORS as exc:
                 log.warning("transient failure on %s@%s:%s: %s", record.topic, record.partition,
                             record.offset, type(exc).__name__)
@@ -216,7 +267,7 @@ class ConsumerLoop:
                             record.offset, type(exc).__name__)
                 if attempt >= self.settings.consumer_max_attempts:
                     self._dead_letter(record, exc)
-                    return
+                    return "dead_lettered"
                 self._stopping.wait(self.settings.consumer_retry_backoff_s * attempt)
 
     def _dead_letter(self, record, error: BaseException) -> None:

@@ -6,6 +6,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from .events import current_correlation_id
+
 
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str):
@@ -20,6 +22,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        correlation_id = current_correlation_id.get()
+        if correlation_id:
+            entry["correlation_id"] = correlation_id
         if record.exc_info and record.exc_info[0] is not None:
             entry["error"] = record.exc_info[0].__name__
             entry["traceback"] = self.formatException(record.exc_info)

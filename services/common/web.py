@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 from dataclasses import fields as dataclass_fields
 from typing import Any, Callable, Mapping
 
@@ -17,6 +19,9 @@ from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
 from . import mongo
+from .events import ID_PATTERN, current_correlation_id, new_id
+from .metrics import HTTP_LATENCY, HTTP_REQUESTS
+from .metrics import render as render_metrics
 from .auth import COOKIE_NAME, AuthError, Identity, issue_token, token_age, verify_token
 from .config import Settings
 from .kafka import BrokerProbe, EventProducer
@@ -24,6 +29,7 @@ from .logs import configure_logging
 
 log = logging.getLogger(__name__)
 API_SEND_TIMEOUT_S = 2.0
+ID_RE = re.compile(ID_PATTERN)
 SETTINGS_KEYS = {f.name for f in dataclass_fields(Settings)} - {"service"}
 
 
@@ -51,6 +57,9 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
     app.context_processor(_layout_context)
     app.register_error_handler(Exception, _unexpected_error)
     app.after_request(_refresh_session_cookie)
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    app.teardown_request(_end_correlation)
     mongo_ext.init_app(app)
     kafka_ext.init_app(app)
     return app, api
@@ -58,6 +67,31 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
 
 def settings() -> Settings:
     return current_app.extensions["rapport.settings"]
+
+
+def _start_request() -> None:
+    # A caller's X-Request-ID is kept if it is a plain token; it becomes the correlation id of every
+    # event this request produces, and so of everything downstream, up to the notification.
+    supplied = request.headers.get("X-Request-ID", "")
+    g.request_id = supplied if ID_RE.match(supplied) else new_id()
+    g.correlation_token = current_correlation_id.set(g.request_id)
+    g.request_started = time.perf_counter()
+
+
+def _finish_request(response):
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    service = settings().service
+    HTTP_REQUESTS.labels(service, route, request.method, str(response.status_code)).inc()
+    if "request_started" in g:
+        HTTP_LATENCY.labels(service, route, request.method).observe(time.perf_counter() - g.request_started)
+    return response
+
+
+def _end_correlation(_error=None) -> None:
+    token = g.pop("correlation_token", None)
+    if token is not None:
+        current_correlation_id.reset(token)
 
 
 def current_identity() -> Identity | None:
@@ -217,6 +251,12 @@ health = Blueprint("health", __name__)
 def healthz():
     """Alive: the process answers. Says nothing about its dependencies (that is /readyz)."""
     return jsonify(status="ok")
+
+
+@health.get("/metrics")
+def metrics():
+    body, content_type = render_metrics()
+    return body, 200, {"Content-Type": content_type}
 
 
 @health.get("/readyz")

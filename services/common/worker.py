@@ -1,8 +1,15 @@
-"""Entrypoints shared by the services' worker processes (`python -m services.<name>.worker`)."""
+"""Worker processes (`python -m services.<name>.worker`): a consumer loop, an outbox relay and periodic tasks
+in one process, each in its own thread, stopped together by SIGTERM; plus a small HTTP server for probes and
+metrics when RAPPORT_WORKER_HTTP_PORT is set.
+"""
 from __future__ import annotations
 
 import logging
 import signal
+import threading
+from dataclasses import dataclass
+from typing import Callable, Sequence
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import mongoengine as me
 
@@ -10,38 +17,130 @@ from . import mongo
 from .config import Settings
 from .kafka import ConsumerLoop, EventProducer, Handler, wait_for_broker
 from .logs import configure_logging
+from .metrics import render as render_metrics
 from .outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
 
 
-def run_consumer(service: str, handlers: dict[str, Handler]) -> None:
-    """Consume `handlers`' topics as the service's consumer group until SIGTERM, then commit and close."""
-    settings = Settings.load(service)
-    configure_logging(service, settings.log_level)
-    mongo.connect(settings)
-    wait_for_broker(settings)
-    producer = EventProducer(settings)
-    loop = ConsumerLoop(settings, group=service, handlers=handlers, producer=producer)
-    loop.install_signal_handlers()
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Work a worker does on a clock (escalations, digests, deliveries): `run` is called every interval."""
+
+    name: str
+    interval_s: float
+    run: Callable[[], object]
+
+
+class Worker:
+    def __init__(self, service: str, handlers: dict[str, Handler] | None = None,
+                 outbox_documents: Sequence[type[me.Document]] = (), tasks: Sequence[PeriodicTask] = (),
+                 settings: Settings | None = None):
+        self.settings = settings or Settings.load(service)
+        self._handlers, self._outbox_documents, self._tasks = handlers, list(outbox_documents), list(tasks)
+        self._stopping = threading.Event()
+        self.loop: ConsumerLoop | None = None
+        self._threads: list[threading.Thread] = []
+
+    def stop(self, *_: object) -> None:
+        self._stopping.set()
+        if self.loop is not None:
+            self.loop.stop()
+
+    @property
+    def ready(self) -> bool:
+        if self._stopping.is_set() or (self.loop is not None and not self.loop.ready):
+            return False
+        return all(t.is_alive() for t in self._threads)
+
+    def run(self) -> None:
+        settings = self.settings
+        configure_logging(settings.service, settings.log_level)
+        mongo.connect(settings)
+        if settings.worker_http_port:
+            self._serve_probes()
+        wait_for_broker(settings)
+        producer = EventProducer(settings)
+        try:
+            if self._outbox_documents:
+                relay = OutboxRelay(self._outbox_documents, producer.send, settings.outbox_grace_s,
+                                    settings.outbox_poll_s)
+                self._start("outbox-relay", relay.run, relay.stop)
+            for task in self._tasks:
+                self._start(task.name, lambda t=task: self._every(t), None)
+            if self._handlers:
+                self.loop = ConsumerLoop(settings, group=settings.service, handlers=self._handlers,
+                                         producer=producer)
+                self.loop.run()  # returns on stop() or when the loop halts itself
+                if self.loop.halted:
+                    # Stay up but unready: the orchestrator sees it, an operator looks at the DLQ.
+                    self._stopping.wait()
+            else:
+                self._stopping.wait()
+        finally:
+            self._stopping.set()
+            for thread in self._threads:
+                thread.join(timeout=15)
+            producer.close()
+
+    def _start(self, name: str, target: Callable[[], None], stop: Callable[[], None] | None) -> None:
+        if stop is not None:
+            threading.Thread(target=lambda: (self._stopping.wait(), stop()), daemon=True).start()
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _every(self, task: PeriodicTask) -> None:
+        while not self._stopping.is_set():
+            try:
+                task.run()
+            except Exception:  # one failed pass must not end the task; the next tick tries again
+                log.exception("periodic task %s failed", task.name)
+            self._stopping.wait(task.interval_s)
+
+    def _serve_probes(self) -> None:
+        def app(environ, start_response):
+            path = environ.get("PATH_INFO", "")
+            if path == "/metrics":
+                body, content_type = render_metrics()
+                start_response("200 OK", [("Content-Type", content_type)])
+                return [body]
+            if path == "/healthz":
+                status = "200 OK"
+            elif path == "/readyz":
+                status = "200 OK" if self.ready and _database_answers() else "503 Service Unavailable"
+            else:
+                status = "404 Not Found"
+            start_response(status, [("Content-Type", "text/plain")])
+            return [status.encode()]
+
+        server = make_server(self.settings.worker_http_host, self.settings.worker_http_port, app,
+                             handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="probes", daemon=True).start()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args) -> None:  # probes every few seconds would drown the log
+        pass
+
+
+def _database_answers() -> bool:
     try:
-        loop.run()
-    finally:
-        producer.close()
+        mongo.ping()
+        return True
+    except Exception:
+        return False
+
+
+def run(worker: Worker) -> None:
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    worker.run()
+
+
+def run_consumer(service: str, handlers: dict[str, Handler]) -> None:
+    run(Worker(service, handlers=handlers))
 
 
 def run_outbox_relay(service: str, document_classes: list[type[me.Document]]) -> None:
-    """Publish what the service's API could not publish itself, until SIGTERM."""
-    settings = Settings.load(service)
-    configure_logging(service, settings.log_level)
-    mongo.connect(settings)
-    wait_for_broker(settings)
-    producer = EventProducer(settings)
-    relay = OutboxRelay(document_classes, producer.send, settings.outbox_grace_s, settings.outbox_poll_s)
-    signal.signal(signal.SIGTERM, relay.stop)
-    signal.signal(signal.SIGINT, relay.stop)
-    log.info("outbox relay started for %s", [c.__name__ for c in document_classes])
-    try:
-        relay.run()
-    finally:
-        producer.close()
+    run(Worker(service, outbox_documents=document_classes))

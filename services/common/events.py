@@ -138,6 +138,12 @@ class AllianceScoredV1(PayloadSchema):
     total = fields.Float(required=True)
     mean = fields.Float(required=True)
     subscales = fields.Nested(SubscaleScoresSchema, required=True)
+    # The dyad's running baseline before this session (mean and SD of the client's earlier sessions with this
+    # counselor) and the previous session's total; None until there are enough sessions.
+    baseline_mean = fields.Float(allow_none=True, load_default=None)
+    baseline_sd = fields.Float(allow_none=True, load_default=None)
+    baseline_sessions = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    previous_total = fields.Float(allow_none=True, load_default=None)
 
 
 class AllianceDroppedV1(PayloadSchema):
@@ -153,6 +159,11 @@ class AllianceDroppedV1(PayloadSchema):
     total = fields.Float(required=True)
     threshold = fields.Float(required=True)
     subscales = fields.Nested(SubscaleScoresSchema, load_default=dict)
+    # The baseline and previous total the rule compared with (see AllianceScoredV1).
+    baseline_mean = fields.Float(allow_none=True, load_default=None)
+    baseline_sd = fields.Float(allow_none=True, load_default=None)
+    baseline_sessions = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    previous_total = fields.Float(allow_none=True, load_default=None)
 
 
 class CandidateSchema(PayloadSchema):

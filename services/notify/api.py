@@ -1,19 +1,75 @@
+"""Notify's JSON API: the signed-in user's inbox, acknowledgement, preferences and the supervision view."""
 from __future__ import annotations
 
 from flask_smorest import Blueprint
 
+from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
+from services.common.web import require_identity
 
-from .models import InboxItem
-from .schemas import InboxItemSchema, InboxQuerySchema
+from . import queries
+from .notifications import acknowledge
+from .preferences import dump, preferences_for, replace_preferences
+from .schemas import (InboxQuerySchema, NotificationSchema, PreferencesSchema, SupervisionQuerySchema,
+                      SupervisionSchema, UnreadCountSchema)
 
-inbox = Blueprint("inbox", __name__, url_prefix="/api/inbox", description="A counselor's notifications")
+inbox = Blueprint("inbox", __name__, url_prefix="/api/inbox",
+                  description="The signed-in user's notifications (identity from the token)")
 
 
 @inbox.get("")
 @inbox.arguments(InboxQuerySchema, location="query")
-@inbox.response(200, InboxItemSchema(many=True))
+@inbox.response(200, NotificationSchema(many=True))
 @inbox.paginate(QuerySetPage)
 def list_inbox(query):
-    """Newest first."""
-    return InboxItem.objects(recipient_id=query["counselor_id"]).order_by("-created_at")
+    """Newest first. Supervisors and admins may pass counselor_id for a counselor in their clinics."""
+    return queries.inbox_of(require_identity(), **query)
+
+
+@inbox.get("/unread-count")
+@inbox.response(200, UnreadCountSchema)
+def unread_count():
+    return {"unread": queries.unread_count(require_identity())}
+
+
+@inbox.get("/<notification_id>")
+@inbox.response(200, NotificationSchema)
+def get_notification(notification_id):
+    """One notification with its deliveries per channel (status, attempts, last error)."""
+    return queries.visible_notification(require_identity(), notification_id)
+
+
+@inbox.post("/<notification_id>/ack")
+@inbox.response(200, NotificationSchema)
+def acknowledge_notification(notification_id):
+    """The recipient acknowledges; repeating it keeps the first time. Stops a pending escalation."""
+    return acknowledge(queries.own_notification(require_identity(), notification_id), utcnow())
+
+
+preferences = Blueprint("preferences", __name__, url_prefix="/api/preferences",
+                        description="The signed-in user's delivery settings")
+
+
+@preferences.get("")
+@preferences.response(200, PreferencesSchema)
+def get_preferences():
+    return dump(preferences_for(require_identity()))
+
+
+@preferences.put("")
+@preferences.arguments(PreferencesSchema)
+@preferences.response(200, PreferencesSchema)
+def put_preferences(data):
+    """Replace the settings. A new or rotated webhook secret is in this answer only."""
+    return dump(*replace_preferences(require_identity(), data))
+
+
+supervision = Blueprint("supervision", __name__, url_prefix="/api/supervision",
+                        description="Unacknowledged alerts per counselor and escalations")
+
+
+@supervision.get("")
+@supervision.arguments(SupervisionQuerySchema, location="query")
+@supervision.response(200, SupervisionSchema)
+def get_supervision(query):
+    return queries.supervision(require_identity(*queries.OVERSEERS), query.get("clinic_id"))

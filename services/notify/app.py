@@ -1,4 +1,4 @@
-"""Notify's HTTP API: `gunicorn 'services.notify.app:create_app()'`."""
+"""Notify's HTTP API and pages: `gunicorn 'services.notify.app:create_app()'`."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -7,10 +7,13 @@ from flask import Flask
 
 from services.common.web import create_service_app
 
-from .api import inbox
+from .api import inbox, preferences, supervision
+from .pages import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app, api = create_service_app(__name__, "notify", config)
-    api.register_blueprint(inbox)
+    for blueprint in (inbox, preferences, supervision):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(pages)
     return app

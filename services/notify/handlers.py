@@ -1,23 +1,94 @@
-"""Notify's event handlers: plain functions, listed in EVENT_HANDLERS at the bottom."""
+"""Notify's event handlers: plain functions, listed in EVENT_HANDLERS at the bottom.
+
+Alerts, referrals and assignments become notifications (see domain.route_*); counselor.updated and
+staff.updated keep the recipient read model (who works where, in which role, under which supervisor).
+"""
 from __future__ import annotations
 
-from services.common.events import Event, Topic
-from services.common.outbox import Publish, insert_once
+from datetime import datetime
+from functools import cache
 
-from .models import InboxItem
+from pymongo.errors import DuplicateKeyError
+
+from services.common.config import Settings
+from services.common.events import Event, Topic
+from services.common.mongo import utcnow
+from services.common.outbox import Publish
+
+from . import domain
+from .config import notify_settings
+from .models import StaffMember
+from .notifications import clinic_staff, create_notifications
+
+
+@cache
+def _intake_url() -> str:
+    return Settings.load("notify").intake_url
+
+
+def _notify(event: Event, drafts: list[domain.Draft]) -> None:
+    create_notifications(event.event_id, event.org_id, event.clinic_id, drafts, now=utcnow(),
+                         intake_url=_intake_url(), config=notify_settings())
 
 
 def handle_alliance_dropped(event: Event, publish: Publish) -> None:
+    _notify(event, domain.route_alliance_dropped(event.payload))
+
+
+def handle_referral_recommended(event: Event, publish: Publish) -> None:
+    staff = clinic_staff(event.org_id, event.clinic_id)
+    _notify(event, domain.route_referral_recommended(event.payload, event.clinic_id, staff))
+
+
+def handle_referral_decided(event: Event, publish: Publish) -> None:
+    staff = clinic_staff(event.org_id, event.clinic_id)
+    _notify(event, domain.route_referral_decided(event.payload, event.clinic_id, staff))
+
+
+def handle_intake_submitted(event: Event, publish: Publish) -> None:
+    _notify(event, domain.route_intake_submitted(event.payload))
+
+
+def handle_client_assigned(event: Event, publish: Publish) -> None:
+    _notify(event, domain.route_client_assigned(event.payload))
+
+
+def handle_staff_updated(event: Event, publish: Publish) -> None:
     p = event.payload
-    counselor_id = p["counselor_id"]
-    insert_once(InboxItem(
-        id=InboxItem.key(event.event_id, counselor_id), org_id=event.org_id, clinic_id=event.clinic_id,
-        recipient_id=counselor_id, kind="alliance_dropped", client_id=p["client_id"],
-        source_event_id=event.event_id, rule=p["rule"], dimension=p["dimension"], severity=p["severity"],
-        session_number=p["session_number"],
-    ))
+    _upsert_staff(event.org_id, p["staff_id"], event.occurred_at, role=p["role"], clinic_ids=p["clinic_ids"],
+                  supervisor_id=p.get("supervisor_id"), active=p["active"])
+
+
+def handle_counselor_updated(event: Event, publish: Publish) -> None:
+    # The directory entry says nothing about the role; a staff.updated role (e.g. a supervisor who also
+    # counsels) is kept, and a counselor unknown so far is recorded as one.
+    p = event.payload
+    _upsert_staff(event.org_id, p["counselor_id"], event.occurred_at, default_role="counselor",
+                  clinic_ids=p["clinic_ids"], supervisor_id=p.get("supervisor_id"), active=p["active"])
+
+
+def _upsert_staff(org_id: str, staff_id: str, as_of: datetime, default_role: str | None = None,
+                  **fields) -> None:
+    """Apply a staff record unless a newer event already did (events of one staff member may be
+    redelivered or, across producers, arrive out of order)."""
+    key = StaffMember.key(org_id, staff_id)
+    collection = StaffMember._get_collection()
+    changed = collection.update_one({"_id": key, "as_of": {"$lte": as_of}}, {"$set": {**fields, "as_of": as_of}})
+    if changed.matched_count:
+        return
+    try:
+        collection.insert_one({"_id": key, "org_id": org_id, "staff_id": staff_id, "as_of": as_of,
+                               "role": fields.get("role") or default_role, **fields})
+    except DuplicateKeyError:
+        pass  # a newer record is stored: this event is stale
 
 
 EVENT_HANDLERS = {
     Topic.ALLIANCE_DROPPED.value: handle_alliance_dropped,
+    Topic.REFERRAL_RECOMMENDED.value: handle_referral_recommended,
+    Topic.REFERRAL_DECIDED.value: handle_referral_decided,
+    Topic.INTAKE_SUBMITTED.value: handle_intake_submitted,
+    Topic.CLIENT_ASSIGNED.value: handle_client_assigned,
+    Topic.STAFF_UPDATED.value: handle_staff_updated,
+    Topic.COUNSELOR_UPDATED.value: handle_counselor_updated,
 }

@@ -1,0 +1,67 @@
+"""Notify's own settings (SMTP, retries, escalation), read from RAPPORT_NOTIFY_<NAME> variables.
+
+They sit beside the shared Settings because no other service sends e-mail or webhooks.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from functools import cache
+from typing import Any, Mapping
+
+PREFIX = "RAPPORT_NOTIFY_"
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    # "true" upgrades the connection with STARTTLS before any credentials are sent.
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "rapport@localhost"
+    smtp_timeout_s: float = 10.0
+    webhook_timeout_s: float = 5.0
+    # A channel that failed this many times is marked failed; the in-app copy stays.
+    max_attempts: int = 5
+    retry_base_s: float = 30.0
+    retry_max_s: float = 3600.0
+    # A "high" alert nobody acknowledged within this time goes to the counselor's supervisor.
+    escalate_after_s: float = 4 * 3600.0
+    # How often the worker's dispatcher looks for due deliveries and escalations.
+    dispatch_poll_s: float = 1.0
+    # Local hour at which a recipient's daily digest goes out.
+    digest_hour: int = 8
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> "NotifySettings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get(f"{PREFIX}{field.name.upper()}")
+            if raw is not None:
+                values[field.name] = _coerce(field.type, raw, field.name)
+        return replace(cls(**values), **dict(overrides or {}))
+
+
+def _coerce(type_name: Any, raw: str, name: str) -> Any:
+    try:
+        if type_name in (bool, "bool"):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1", "yes")
+        if type_name in (int, "int"):
+            return int(raw)
+        if type_name in (float, "float"):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"{PREFIX}{name.upper()} has an invalid value") from None
+    return raw
+
+
+@cache
+def notify_settings() -> NotifySettings:
+    """The process's notify settings, read once from the environment."""
+    return NotifySettings.load()

@@ -1,0 +1,240 @@
+"""Notify's rules, free of Flask, Kafka and Mongo: who is told what, when, over which channel.
+
+Everything here works on plain data, so routing, quiet hours, digests, backoff and webhook signatures are
+unit-tested without a database. Notifications carry ids, codes and a link, never a client's name: notify
+does not even know it (events do not carry names).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Iterable, Mapping
+from zoneinfo import ZoneInfo
+
+IN_APP, EMAIL, WEBHOOK = "in_app", "email", "webhook"
+EXTERNAL_CHANNELS = (EMAIL, WEBHOOK)
+
+ALLIANCE_DROPPED = "alliance_dropped"
+REFERRAL_RECOMMENDED = "referral_recommended"
+REFERRAL_ACCEPTED = "referral_accepted"
+NEW_CLIENT = "new_client"
+ESCALATION = "escalation"
+KINDS = (ALLIANCE_DROPPED, REFERRAL_RECOMMENDED, REFERRAL_ACCEPTED, NEW_CLIENT, ESCALATION)
+
+HIGH = "high"
+
+# Delivery states of one channel of one notification.
+PENDING, SENDING, SENT, FAILED, SKIPPED, UNCERTAIN = "pending", "sending", "sent", "failed", "skipped", "uncertain"
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The recipient read model's view of one staff member (from counselor.updated / staff.updated)."""
+
+    staff_id: str
+    role: str
+    clinic_ids: tuple[str, ...]
+    supervisor_id: str | None = None
+    active: bool = True
+
+    def works_in(self, clinic_id: str) -> bool:
+        return self.active and clinic_id in self.clinic_ids
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A notification to create for one recipient, before channels and timing are decided."""
+
+    recipient_id: str
+    kind: str
+    severity: str
+    client_id: str
+    counselor_id: str | None = None
+    rule: str | None = None
+    dimension: str | None = None
+    session_number: int | None = None
+    referral_id: str | None = None
+
+
+def notification_id(source_event_id: str, recipient_id: str) -> str:
+    """One notification per (source event, recipient): a redelivered event finds the one it made."""
+    return f"{source_event_id}:{recipient_id}"
+
+
+# --- routing: one function per event type, from the payload and the clinic's staff ----------------------
+
+def route_alliance_dropped(payload: Mapping) -> list[Draft]:
+    return [Draft(payload["counselor_id"], ALLIANCE_DROPPED, payload["severity"], payload["client_id"],
+                  counselor_id=payload["counselor_id"], rule=payload["rule"], dimension=payload.get("dimension"),
+                  session_number=payload["session_number"])]
+
+
+def route_referral_recommended(payload: Mapping, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
+    supervisors = sorted(s.staff_id for s in staff if s.role == "supervisor" and s.works_in(clinic_id))
+    return [Draft(sid, REFERRAL_RECOMMENDED, "medium", payload["client_id"],
+                  counselor_id=payload.get("current_counselor_id"), rule=payload["reason"],
+                  referral_id=payload["referral_id"]) for sid in supervisors]
+
+
+def route_referral_decided(payload: Mapping, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
+    """An accepted referral tells the new and the old counselor and the front desk; a decline nobody."""
+    if payload["decision"] != "accepted":
+        return []
+    front_desk = sorted(s.staff_id for s in staff if s.role == "front_desk" and s.works_in(clinic_id))
+    recipients = [payload.get("new_counselor_id"), payload.get("previous_counselor_id"), *front_desk]
+    unique = list(dict.fromkeys(r for r in recipients if r))
+    return [Draft(r, REFERRAL_ACCEPTED, "medium", payload["client_id"], counselor_id=payload.get("new_counselor_id"),
+                  referral_id=payload["referral_id"]) for r in unique]
+
+
+def route_intake_submitted(payload: Mapping) -> list[Draft]:
+    counselor = payload.get("assigned_counselor_id")
+    return [Draft(counselor, NEW_CLIENT, "low", payload["client_id"], counselor_id=counselor)] if counselor else []
+
+
+def route_client_assigned(payload: Mapping) -> list[Draft]:
+    # An assignment made by an accepted referral was announced by referral.decided already.
+    if payload.get("referral_id"):
+        return []
+    return [Draft(payload["counselor_id"], NEW_CLIENT, "low", payload["client_id"],
+                  counselor_id=payload["counselor_id"])]
+
+
+def escalation_draft(original: Draft, supervisor_id: str) -> Draft:
+    return Draft(supervisor_id, ESCALATION, HIGH, original.client_id, counselor_id=original.counselor_id,
+                 rule=original.rule, dimension=original.dimension, session_number=original.session_number)
+
+
+def escalate_at(kind: str, severity: str, created_at: datetime, after: timedelta) -> datetime | None:
+    """When an unacknowledged alert goes to the supervisor: only high-severity alliance alerts do."""
+    return created_at + after if kind == ALLIANCE_DROPPED and severity == HIGH else None
+
+
+# --- preferences, quiet hours and digests --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Preferences:
+    email: str | None = None
+    webhook_url: str | None = None
+    # kind -> external channels wanted; a kind not listed gets every configured channel.
+    channels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    timezone: str = "UTC"
+    daily_digest: bool = False
+
+    def configured(self) -> tuple[str, ...]:
+        return tuple(c for c, target in ((EMAIL, self.email), (WEBHOOK, self.webhook_url)) if target)
+
+    def channels_for(self, kind: str) -> tuple[str, ...]:
+        wanted = self.channels.get(kind, EXTERNAL_CHANNELS)
+        return tuple(c for c in self.configured() if c in wanted)
+
+
+def quiet_until(now: datetime, prefs: Preferences) -> datetime | None:
+    """The end of the recipient's quiet hours if `now` (aware) falls inside them, else None.
+
+    Quiet hours are local wall-clock times in the recipient's timezone and may span midnight (22:00-07:00).
+    """
+    if prefs.quiet_start is None or prefs.quiet_end is None or prefs.quiet_start == prefs.quiet_end:
+        return None
+    zone = ZoneInfo(prefs.timezone)
+    local = now.astimezone(zone)
+    start, end, clock = prefs.quiet_start, prefs.quiet_end, local.time().replace(tzinfo=None)
+    inside = start <= clock < end if start < end else (clock >= start or clock < end)
+    if not inside:
+        return None
+    end_day = local.date() if clock < end else local.date() + timedelta(days=1)
+    return datetime.combine(end_day, end, tzinfo=zone).astimezone(now.tzinfo)
+
+
+def next_digest_at(now: datetime, prefs: Preferences, digest_hour: int) -> datetime:
+    """The next daily digest moment (digest_hour local time) strictly after `now`."""
+    zone = ZoneInfo(prefs.timezone)
+    local = now.astimezone(zone)
+    candidate = datetime.combine(local.date(), time(digest_hour), tzinfo=zone)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), time(digest_hour), tzinfo=zone)
+    return candidate.astimezone(now.tzinfo)
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    channel: str
+    due_at: datetime
+    digest: bool = False
+
+
+def plan_deliveries(kind: str, severity: str, now: datetime, prefs: Preferences,
+                    digest_hour: int) -> list[DeliveryPlan]:
+    """External deliveries for a new notification (the in-app copy always exists at once).
+
+    High severity ignores quiet hours and the digest: it is what must not wait. Others wait out quiet hours;
+    e-mail of a recipient who chose the daily digest is gathered into it.
+    """
+    plans = []
+    for channel in prefs.channels_for(kind):
+        if severity == HIGH:
+            plans.append(DeliveryPlan(channel, now))
+        elif channel == EMAIL and prefs.daily_digest:
+            plans.append(DeliveryPlan(channel, next_digest_at(now, prefs, digest_hour), digest=True))
+        else:
+            plans.append(DeliveryPlan(channel, quiet_until(now, prefs) or now))
+    return plans
+
+
+def retry_delay(attempts: int, base_s: float, max_s: float) -> timedelta:
+    """Exponential backoff after the `attempts`-th failure: base, 2·base, 4·base ... capped at max."""
+    return timedelta(seconds=min(base_s * 2 ** max(attempts - 1, 0), max_s))
+
+
+# --- what goes out: subjects, bodies, signatures --------------------------------------------------------
+
+SUBJECTS = {
+    ALLIANCE_DROPPED: "Alliance alert",
+    REFERRAL_RECOMMENDED: "Referral to review",
+    REFERRAL_ACCEPTED: "Referral accepted: client reassigned",
+    NEW_CLIENT: "New client assigned",
+    ESCALATION: "Escalation: unacknowledged alliance alert",
+}
+
+
+def client_link(intake_url: str, client_id: str) -> str:
+    return f"{intake_url.rstrip('/')}/clients/{client_id}"
+
+
+def subject(kind: str, severity: str, dimension: str | None) -> str:
+    """An e-mail subject: the kind, severity and dimension only, never who the client is."""
+    parts = [f"[Rapport] {SUBJECTS.get(kind, kind)}"]
+    if dimension:
+        parts.append(f"({dimension})")
+    if severity == HIGH:
+        parts.append("- high")
+    return " ".join(parts)
+
+
+def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
+    """Value of X-Rapport-Signature: `t=<ts>,v1=<hex HMAC-SHA256 of "<ts>." + body>`.
+
+    Binding the timestamp lets a receiver reject replays of an old body.
+    """
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_webhook(secret: str, header: str, body: bytes) -> bool:
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        expected = sign_webhook(secret, int(parts["t"]), body)
+    except (KeyError, ValueError):
+        return False
+    return hmac.compare_digest(expected, header)
+
+
+def message_id(notification_ids: Iterable[str], domain: str = "rapport.invalid") -> str:
+    """A deterministic Message-ID: a resend of the same notification(s) carries the same one, so a crash
+    recovery or a receiving system can recognise it."""
+    digest = hashlib.sha256("|".join(sorted(notification_ids)).encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"

@@ -1,0 +1,86 @@
+"""Creating, acknowledging and escalating notifications: the steps shared by handlers, API and worker."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from services.common.outbox import insert_once
+
+from . import domain
+from .config import NotifySettings
+from .models import Notification, RecipientPreferences, StaffMember
+
+log = logging.getLogger(__name__)
+
+
+def preferences_of(org_id: str, staff_id: str) -> domain.Preferences:
+    stored = RecipientPreferences.objects(id=RecipientPreferences.key(org_id, staff_id)).first()
+    return stored.to_domain() if stored else domain.Preferences()
+
+
+def clinic_staff(org_id: str, clinic_id: str) -> list[domain.Staff]:
+    return [s.to_domain() for s in StaffMember.objects(org_id=org_id, clinic_ids=clinic_id, active=True)]
+
+
+def create_notifications(source_event_id: str, org_id: str, clinic_id: str, drafts: Iterable[domain.Draft], *,
+                         now: datetime, intake_url: str, config: NotifySettings,
+                         escalation_of: str | None = None) -> list[Notification]:
+    """One notification per draft, with its external deliveries planned from the recipient's preferences.
+
+    The id derives from (source event, recipient), so a redelivered event or a retried escalation finds
+    the notification it created before instead of making a second one.
+    """
+    created = []
+    for draft in drafts:
+        prefs = preferences_of(org_id, draft.recipient_id)
+        plans = domain.plan_deliveries(draft.kind, draft.severity, now, prefs, config.digest_hour)
+        deliveries = {p.channel: {"status": domain.PENDING, "due_at": p.due_at, "attempts": 0,
+                                  "last_error": None, "digest": p.digest} for p in plans}
+        created.append(insert_once(Notification(
+            id=domain.notification_id(source_event_id, draft.recipient_id), org_id=org_id,
+            clinic_id=clinic_id, recipient_id=draft.recipient_id, kind=draft.kind, severity=draft.severity,
+            client_id=draft.client_id, counselor_id=draft.counselor_id, source_event_id=source_event_id,
+            rule=draft.rule, dimension=draft.dimension, session_number=draft.session_number,
+            referral_id=draft.referral_id, link=domain.client_link(intake_url, draft.client_id),
+            created_at=now, deliveries=deliveries, escalation_of=escalation_of,
+            next_delivery_at=min((p.due_at for p in plans), default=None),
+            escalate_at=domain.escalate_at(draft.kind, draft.severity, now,
+                                           timedelta(seconds=config.escalate_after_s)))))
+    return created
+
+
+def acknowledge(notification: Notification, now: datetime) -> Notification:
+    """Acknowledge once; later calls keep the first time. Acknowledging also cancels the escalation."""
+    Notification.objects(id=notification.id, acknowledged_at=None).update_one(
+        set__acknowledged_at=now, unset__escalate_at=True)
+    return Notification.objects.get(id=notification.id)
+
+
+def supervisor_of(org_id: str, staff_id: str) -> str | None:
+    member = StaffMember.objects(id=StaffMember.key(org_id, staff_id)).first()
+    return member.supervisor_id if member and member.supervisor_id else None
+
+
+def escalate_due(now: datetime, *, intake_url: str, config: NotifySettings, limit: int = 100) -> int:
+    """Send each unacknowledged alert whose escalation time has passed to the counselor's supervisor.
+
+    Due times live on the notifications, so a restarted worker picks up where it stopped; the escalation's
+    id derives from the alert, so a pass interrupted after creating it does not create a second one.
+    """
+    escalated = 0
+    for alert in Notification.objects(escalate_at__lte=now, acknowledged_at=None, escalated_at=None).limit(limit):
+        supervisor = supervisor_of(alert.org_id, alert.counselor_id or alert.recipient_id)
+        if supervisor is None:
+            # The read model may learn the supervisor later (staff.updated): look again after a while.
+            log.warning("no supervisor known for escalation of %s", alert.id)
+            Notification.objects(id=alert.id).update_one(
+                set__escalate_at=now + timedelta(seconds=config.retry_max_s))
+            continue
+        create_notifications(f"{alert.source_event_id}.escalation", alert.org_id, alert.clinic_id,
+                             [domain.escalation_draft(alert.draft(), supervisor)], now=now,
+                             intake_url=intake_url, config=config, escalation_of=alert.id)
+        Notification.objects(id=alert.id, escalated_at=None).update_one(
+            set__escalated_at=now, set__escalated_to=supervisor, unset__escalate_at=True)
+        escalated += 1
+    return escalated

@@ -1,0 +1,47 @@
+"""A staff member's own delivery settings: read and replace, with the webhook secret kept server-side."""
+from __future__ import annotations
+
+import secrets
+
+from services.common.auth import Identity
+from services.common.mongo import utcnow
+
+from .models import RecipientPreferences
+
+
+def preferences_for(identity: Identity) -> RecipientPreferences:
+    key = RecipientPreferences.key(identity.org_id, identity.staff_id)
+    return RecipientPreferences.objects(id=key).first() or RecipientPreferences(
+        id=key, org_id=identity.org_id, staff_id=identity.staff_id)
+
+
+def replace_preferences(identity: Identity, data: dict) -> tuple[RecipientPreferences, str | None]:
+    """Store the new settings; returns them and the webhook secret if one was generated just now.
+
+    A secret is generated for a new webhook URL or on request (rotation) and dropped with the URL, so a
+    receiver's secret never outlives the endpoint it was made for.
+    """
+    prefs = preferences_for(identity)
+    url = data["webhook_url"]
+    new_secret = None
+    if url and (url != prefs.webhook_url or not prefs.webhook_secret or data["rotate_webhook_secret"]):
+        new_secret = secrets.token_hex(32)
+    quiet = data["quiet_hours"] or {}
+    prefs.email, prefs.webhook_url = data["email"], url
+    prefs.webhook_secret = new_secret or (prefs.webhook_secret if url else None)
+    prefs.channels = {kind: sorted(set(channels)) for kind, channels in data["channels"].items()}
+    prefs.quiet_start, prefs.quiet_end = quiet.get("start"), quiet.get("end")
+    prefs.timezone, prefs.daily_digest, prefs.updated_at = data["timezone"], data["daily_digest"], utcnow()
+    prefs.save()
+    return prefs, new_secret
+
+
+def dump(prefs: RecipientPreferences, new_secret: str | None = None) -> dict:
+    answer = {"email": prefs.email, "webhook_url": prefs.webhook_url, "channels": prefs.channels or {},
+              "quiet_hours": ({"start": prefs.quiet_start, "end": prefs.quiet_end}
+                              if prefs.quiet_start and prefs.quiet_end else None),
+              "timezone": prefs.timezone or "UTC", "daily_digest": bool(prefs.daily_digest),
+              "webhook_secret_set": bool(prefs.webhook_secret)}
+    if new_secret:
+        answer["webhook_secret"] = new_secret
+    return answer

@@ -1,0 +1,79 @@
+"""Read side shared by the API and the pages: every query is narrowed by the caller's identity."""
+from __future__ import annotations
+
+from collections import Counter
+
+from flask import abort
+
+from services.common.auth import Identity
+
+from . import domain
+from .models import Notification
+
+OVERSEERS = ("supervisor", "admin")
+ALERT_KINDS = (domain.ALLIANCE_DROPPED, domain.ESCALATION)
+
+
+def inbox_of(identity: Identity, counselor_id: str | None = None, unacknowledged: bool = False,
+             kind: str | None = None):
+    """The caller's own notifications, or (supervisors, admins) a counselor's within their clinics.
+    Newest first."""
+    recipient = counselor_id or identity.staff_id
+    if recipient != identity.staff_id and not identity.has_role(*OVERSEERS):
+        abort(403)
+    filters = {"recipient_id": recipient, **identity.clinic_filter()}
+    if unacknowledged:
+        filters["acknowledged_at"] = None
+    if kind:
+        filters["kind"] = kind
+    return Notification.objects(**filters).order_by("-created_at", "id")
+
+
+def unread_count(identity: Identity) -> int:
+    return Notification.objects(recipient_id=identity.staff_id, acknowledged_at=None,
+                                **identity.clinic_filter()).count()
+
+
+def visible_notification(identity: Identity, notification_id: str) -> Notification:
+    """The caller's own notification, or one in their clinics for supervisors and admins; 404 otherwise."""
+    n = Notification.objects(id=notification_id, **identity.clinic_filter()).first()
+    if n is None or (n.recipient_id != identity.staff_id and not identity.has_role(*OVERSEERS)):
+        abort(404)
+    return n
+
+
+def own_notification(identity: Identity, notification_id: str) -> Notification:
+    """For acknowledging: only the recipient may (403 for an overseer looking at someone else's)."""
+    n = visible_notification(identity, notification_id)
+    if n.recipient_id != identity.staff_id:
+        abort(403)
+    return n
+
+
+def supervision(identity: Identity, clinic_id: str | None = None) -> dict:
+    """Unacknowledged alerts per counselor and the escalations, within the caller's clinics.
+
+    Counted here rather than with $group: FerretDB 1.24 computes only the first accumulator of a $group.
+    """
+    scope = identity.clinic_filter()
+    if clinic_id:
+        if not identity.can_access_clinic(identity.org_id, clinic_id):
+            abort(404)
+        scope = {"org_id": identity.org_id, "clinic_id": clinic_id}
+    open_alerts = Notification.objects(kind=domain.ALLIANCE_DROPPED, acknowledged_at=None, **scope).only(
+        "recipient_id", "severity", "escalated_at")
+    per_counselor: dict[str, Counter] = {}
+    for alert in open_alerts:
+        counts = per_counselor.setdefault(alert.recipient_id, Counter())
+        counts["unacknowledged_alerts"] += 1
+        counts["unacknowledged_high"] += alert.severity == domain.HIGH
+        counts["escalated"] += alert.escalated_at is not None
+    escalations = Notification.objects(kind=domain.ESCALATION, **scope)
+    if not identity.is_admin:
+        escalations = escalations.filter(recipient_id=identity.staff_id)
+    return {
+        "counselors": [{"counselor_id": cid, **{k: counts[k] for k in
+                                                ("unacknowledged_alerts", "unacknowledged_high", "escalated")}}
+                       for cid, counts in sorted(per_counselor.items(), key=lambda kv: -kv[1]["unacknowledged_alerts"])],
+        "escalations": list(escalations.order_by("-created_at").limit(200)),
+    }

@@ -30,6 +30,8 @@ class Settings:
     # A consumer stops itself (and reports unready) when more than this share of its last 100 messages
     # went to the dead-letter topic.
     consumer_dlq_halt_share: float = 0.5
+    # The consumer group of the service's worker; empty means the service's name.
+    consumer_group: str = ""
     # Port of a worker's small HTTP server (/healthz, /readyz, /metrics); 0 turns it off.
     worker_http_port: int = 0
     worker_http_host: str = "127.0.0.1"

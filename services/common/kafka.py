@@ -137,6 +137,9 @@ class ConsumerLoop:
     # Outcomes of the latest messages, for the dead-letter share that halts the consumer.
     _recent_outcomes: deque = field(default_factory=lambda: deque(maxlen=DLQ_WINDOW))
     halted: bool = False
+    _catch_up_targets: dict[TopicPartition, int] | None = None
+    # The next offset to read per partition once handled (committed or not): replay's progress.
+    _handled: dict[TopicPartition, int] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -145,6 +148,14 @@ class ConsumerLoop:
 
     def stop(self, *_: object) -> None:
         self._stopping.set()
+
+    def stop_when_caught_up(self, targets: Mapping[TopicPartition, int]) -> None:
+        """Make run() return once every partition in `targets` is handled up to the given offset."""
+        self._catch_up_targets = dict(targets)
+
+    def _caught_up(self) -> bool:
+        targets = self._catch_up_targets
+        return targets is not None and all(self._handled.get(tp, 0) >= end for tp, end in targets.items())
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -166,6 +177,8 @@ class ConsumerLoop:
                     backoff = 0.0
                     self._record_lag()
                     self._halt_if_mostly_dead_letters()
+                    if self._caught_up():
+                        self.stop()
                 except _Rewind:
                     self.stats.transient_failures += 1
                     backoff = min(max(backoff * 2, self.settings.consumer_retry_backoff_s),
@@ -187,7 +200,7 @@ class ConsumerLoop:
                 except _Rewind:
                     self._seek_unhandled(batch, tp, record.offset)
                     raise
-                self._uncommitted[tp] = record.offset + 1
+                self._uncommitted[tp] = self._handled[tp] = record.offset + 1
 
     def _record_lag(self) -> None:
         assert self._consumer is not None

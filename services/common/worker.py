@@ -69,7 +69,8 @@ class Worker:
             for task in self._tasks:
                 self._start(task.name, lambda t=task: self._every(t), None)
             if self._handlers:
-                self.loop = ConsumerLoop(settings, group=settings.service, handlers=self._handlers,
+                self.loop = ConsumerLoop(settings, group=settings.consumer_group or settings.service,
+                                         handlers=self._handlers,
                                          producer=producer)
                 self.loop.run()  # returns on stop() or when the loop halts itself
                 if self.loop.halted:

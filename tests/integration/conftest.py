@@ -9,7 +9,6 @@ from kafka.errors import KafkaError
 
 from services.common import mongo
 from services.common.kafka import ConsumerLoop, EventProducer
-from services.intake.app import create_app
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
@@ -34,6 +33,7 @@ def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
 @pytest.fixture
 def intake_app(settings_for):
     """Intake's Flask app on this test's database; its Kafka clients are closed after the test."""
+    from services.intake.app import create_app  # imported here: only intake's tests need it
     apps = []
 
     def make(**overrides):

@@ -18,7 +18,7 @@ from flask_smorest import Api
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
-from . import mongo
+from . import idempotency, mongo
 from .events import ID_PATTERN, current_correlation_id, new_id
 from .metrics import HTTP_LATENCY, HTTP_REQUESTS
 from .metrics import render as render_metrics
@@ -62,6 +62,7 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
     app.teardown_request(_end_correlation)
     mongo_ext.init_app(app)
     kafka_ext.init_app(app)
+    idempotency.init_app(app, caller=lambda: getattr(current_identity(), "staff_id", "anonymous"))
     return app, api
 
 

@@ -1,16 +1,82 @@
+"""HTTP entrypoints: validate input, build a command, hand it to the handlers, render the result."""
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from flask import abort
 from flask_smorest import Blueprint
+from flask_smorest import abort as api_abort
 
-from .models import IntakeView
-from .schemas import IntakeViewSchema
+from services.common.schemas import QuerySetPage
+from services.common.web import kafka_ext, require_identity
+
+from . import domain, handlers
+from .commands import AcceptReferral, DeclineReferral
+from .models import IntakeView, visible_referrals
+from .schemas import (AcceptSchema, DeclineSchema, IntakeViewSchema, ReferralQuerySchema, ReferralSchema)
+
+ALL_STAFF = ("admin", "supervisor", "counselor", "front_desk")
+DECIDERS = ("admin", "supervisor")
 
 intakes = Blueprint("intakes", __name__, url_prefix="/api/intakes",
                     description="Intakes as referral received them from intake.submitted")
+referrals = Blueprint("referrals", __name__, url_prefix="/api/referrals",
+                      description="Counselor recommendations and the supervisors' decisions")
 
 
 @intakes.get("/<intake_id>")
 @intakes.response(200, IntakeViewSchema)
 def get_intake(intake_id):
-    return IntakeView.objects(id=intake_id).first() or abort(404)
+    identity = require_identity(*ALL_STAFF)
+    return IntakeView.objects(id=intake_id, **identity.clinic_filter()).first() or abort(404)
+
+
+@referrals.get("")
+@referrals.arguments(ReferralQuerySchema, location="query")
+@referrals.response(200, ReferralSchema(many=True))
+@referrals.paginate(QuerySetPage)
+def list_referrals(query):
+    """Referrals the caller may see, newest first; counselors see their own clients' only."""
+    identity = require_identity(*ALL_STAFF)
+    return visible_referrals(identity).filter(**query).order_by("-created_at", "id")
+
+
+@referrals.get("/<referral_id>")
+@referrals.response(200, ReferralSchema)
+def get_referral(referral_id):
+    identity = require_identity(*ALL_STAFF)
+    return visible_referrals(identity).filter(id=referral_id).first() or abort(404)
+
+
+@referrals.post("/<referral_id>/accept")
+@referrals.arguments(AcceptSchema)
+@referrals.response(200, ReferralSchema)
+def accept_referral(data, referral_id):
+    """A supervisor picks one of the candidates; publishes `referral.decided` (intake reassigns the client)."""
+    identity = require_identity(*DECIDERS)
+    with decision_errors():
+        return handlers.handle(AcceptReferral(identity, referral_id, data["counselor_id"]), kafka_ext.send)
+
+
+@referrals.post("/<referral_id>/decline")
+@referrals.arguments(DeclineSchema)
+@referrals.response(200, ReferralSchema)
+def decline_referral(data, referral_id):
+    """A supervisor declines with a reason code; the note stays here. Publishes `referral.decided`."""
+    identity = require_identity(*DECIDERS)
+    with decision_errors():
+        return handlers.handle(DeclineReferral(identity, referral_id, data["reason"], data["note"]),
+                               kafka_ext.send)
+
+
+@contextmanager
+def decision_errors():
+    """The workflow's refusals as HTTP answers: unknown (or out of scope) 404, decided 409, bad pick 422."""
+    try:
+        yield
+    except handlers.ReferralNotFound:
+        abort(404)
+    except domain.ReferralNotOpen:
+        api_abort(409, message="The referral was decided already.")
+    except domain.NotACandidate:
+        api_abort(422, errors={"json": {"counselor_id": ["Not a candidate of this referral."]}})

@@ -1,4 +1,4 @@
-"""Referral's HTTP API: `gunicorn 'services.referral.app:create_app()'`."""
+"""Referral's HTTP API and supervisor page: `gunicorn 'services.referral.app:create_app()'`."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -7,10 +7,13 @@ from flask import Flask
 
 from services.common.web import create_service_app
 
-from .api import intakes
+from .api import intakes, referrals
+from .pages import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app, api = create_service_app(__name__, "referral", config)
     api.register_blueprint(intakes)
+    api.register_blueprint(referrals)
+    app.register_blueprint(pages)
     return app

@@ -1,11 +1,57 @@
-"""Referral's event handlers: plain functions, listed in EVENT_HANDLERS at the bottom."""
+"""Referral's event and command handlers: plain functions, listed in tables at the bottom.
+
+Events keep referral's view of the world (views.py) and trigger recommendations; commands decide them.
+"""
 from __future__ import annotations
 
-from services.common.events import Event, Topic
-from services.common.outbox import Publish, insert_once
+import json
+import logging
+import uuid
+from typing import Any, Callable
 
-from .models import IntakeView
+from services.common.events import Event, InvalidEvent, Topic, decode_event, make_event
+from services.common.mongo import utcnow
+from services.common.outbox import Publish, insert_once, outbox_entry, publish_or_defer, publish_pending
 
+from . import domain, views
+from .commands import AcceptReferral, DeclineReferral
+from .config import matching_config
+from .models import CandidateRecord, ClientView, IntakeView, ParkedEvent, Referral, visible_referrals
+
+PRODUCER = "referral"
+# Referral ids derive from the trigger event's id, so a redelivered trigger finds its referral.
+REFERRAL_NAMESPACE = uuid.UUID("6f1c1f0e-8a40-4f8e-9d7a-0c9b8e2f5a11")
+
+log = logging.getLogger(__name__)
+
+
+class ReferralNotFound(LookupError):
+    """No such referral among those the caller may see."""
+
+
+def referral_id_for(trigger_event_id: str) -> str:
+    return uuid.uuid5(REFERRAL_NAMESPACE, trigger_event_id).hex
+
+
+# --- read model -------------------------------------------------------------------------------------------
+
+def handle_counselor_updated(event: Event, publish: Publish) -> None:
+    views.apply_counselor_snapshot(event)
+
+
+def handle_client_assigned(event: Event, publish: Publish) -> None:
+    views.record_assignment(event)
+
+
+def handle_alliance_scored(event: Event, publish: Publish) -> None:
+    p = event.payload
+    value = views.normalised_total(p["instrument_id"], p["total"])
+    client = _known_client_or_park(event)
+    if client is not None:
+        views.record_session(event.org_id, p["counselor_id"], client, p["score_id"], value)
+
+
+# --- triggers ---------------------------------------------------------------------------------------------
 
 def handle_intake_submitted(event: Event, publish: Publish) -> None:
     p = event.payload
@@ -14,8 +60,147 @@ def handle_intake_submitted(event: Event, publish: Publish) -> None:
         concerns=list(p["concerns"]), preferences=dict(p["preferences"]), urgency=p["urgency"],
         assigned_counselor_id=p["assigned_counselor_id"], source_event_id=event.event_id,
     ))
+    client = views.record_intake(event)
+    _recommend(event, client, "intake", current_counselor_id=client.counselor_id, publish=publish)
+    _replay_parked(client, publish)
+
+
+def handle_exit_interview_submitted(event: Event, publish: Publish) -> None:
+    p = event.payload
+    if not domain.exit_interview_shows_poor_fit(p, matching_config()):
+        return
+    client = _known_client_or_park(event)
+    if client is None:
+        return
+    leaving = p["counselor_id"]
+    _recommend(event, client, "exit_interview", current_counselor_id=leaving, exclude=frozenset({leaving}),
+               outside_expertise=p["outside_expertise"], publish=publish)
+
+
+def handle_alliance_dropped(event: Event, publish: Publish) -> None:
+    p = event.payload
+    if not domain.asks_for_review(p["rule"], matching_config()):
+        return
+    client = _known_client_or_park(event)
+    if client is None:
+        return
+    counselor = p["counselor_id"]
+    if client.counselor_id not in (None, counselor):
+        return  # the client has another counselor by now: nothing left to review
+    first_delivery = Referral.objects(id=referral_id_for(event.event_id)).first() is None
+    if first_delivery and Referral.objects(org_id=client.org_id, client_id=client.id, reason="alliance_decline",
+                                           current_counselor_id=counselor, status=domain.OPEN).first():
+        return  # one open review per client and counselor is enough, however many alerts follow
+    _recommend(event, client, "alliance_decline", current_counselor_id=counselor,
+               exclude=frozenset({counselor}), publish=publish)
+
+
+def _recommend(event: Event, client: ClientView, reason: str, *, current_counselor_id: str | None,
+               publish: Publish, exclude: frozenset[str] = frozenset(), outside_expertise: bool = False) -> None:
+    referral_id = referral_id_for(event.event_id)
+    existing = Referral.objects(id=referral_id).first()
+    if existing is not None:  # redelivered: publish what a crash may have left pending, compute nothing
+        publish_pending(existing, publish)
+        return
+    config = matching_config()
+    candidates = domain.rank(views.load_directory(client.org_id, config),
+                             domain.MatchRequest(views.profile(client), exclude, outside_expertise), config)
+    recommended = make_event(Topic.REFERRAL_RECOMMENDED, {
+        "referral_id": referral_id, "trigger_event_id": event.event_id, "client_id": client.id,
+        "current_counselor_id": current_counselor_id, "reason": reason,
+        "candidates": [{"counselor_id": c.counselor_id, "score": c.score, "reasons": list(c.reasons)}
+                       for c in candidates],
+    }, org_id=client.org_id, clinic_id=client.clinic_id, producer=PRODUCER, correlation_id=event.correlation_id)
+    referral = insert_once(Referral(
+        id=referral_id, org_id=client.org_id, clinic_id=client.clinic_id, client_id=client.id,
+        current_counselor_id=current_counselor_id, reason=reason, trigger_event_id=event.event_id,
+        correlation_id=event.correlation_id, status=domain.OPEN,
+        candidates=[CandidateRecord(counselor_id=c.counselor_id, score=c.score, reasons=list(c.reasons))
+                    for c in candidates],
+        pending_events=[outbox_entry(recommended, key=client.id)],
+    ))
+    publish_pending(referral, publish)
+
+
+def _known_client_or_park(event: Event) -> ClientView | None:
+    """The client, or None after parking the event until the client's intake arrives (topics are not
+    ordered between each other, so a score or an exit interview can overtake the intake)."""
+    client_id = event.payload["client_id"]
+    client = views.known_client(event, client_id)
+    if client is None:
+        insert_once(ParkedEvent(id=event.event_id, org_id=event.org_id, client_id=client_id,
+                                event=event.to_dict()))
+    return client
+
+
+def _replay_parked(client: ClientView, publish: Publish) -> None:
+    for parked in ParkedEvent.objects(org_id=client.org_id, client_id=client.id).order_by("parked_at"):
+        event = decode_event(json.dumps(parked.event).encode())
+        try:
+            EVENT_HANDLERS[event.type](event, publish)
+        except InvalidEvent as exc:  # unusable on its own merits: dropping it must not fail the intake
+            log.warning("parked %s dropped: %s", event.type, exc)
+        parked.delete()
+
+
+# --- commands ---------------------------------------------------------------------------------------------
+
+def _visible_referral(cmd: AcceptReferral | DeclineReferral) -> Referral:
+    referral = visible_referrals(cmd.identity).filter(id=cmd.referral_id).first()
+    if referral is None:
+        raise ReferralNotFound(cmd.referral_id)
+    return referral
+
+
+def _decide(referral: Referral, identity, decision: str, publish: Publish, **changes: Any) -> Referral:
+    """Record the decision and its `referral.decided` event in one conditional write: of two concurrent
+    decisions only one finds the referral still open, so the event exists exactly once."""
+    payload = {"referral_id": referral.id, "client_id": referral.client_id, "decision": decision,
+               "decided_by": identity.staff_id, "previous_counselor_id": referral.current_counselor_id,
+               "new_counselor_id": changes.get("chosen_counselor_id"),
+               "decline_reason": changes.get("decline_reason")}
+    decided = make_event(Topic.REFERRAL_DECIDED, payload, org_id=referral.org_id, clinic_id=referral.clinic_id,
+                         producer=PRODUCER, correlation_id=referral.correlation_id)
+    written = Referral.objects(id=referral.id, status=domain.OPEN).update_one(
+        set__status=decision, set__decided_by=identity.staff_id, set__decided_at=utcnow(),
+        push__pending_events=outbox_entry(decided, key=referral.client_id),
+        **{f"set__{name}": value for name, value in changes.items()})
+    if not written:
+        raise domain.ReferralNotOpen(referral.id)
+    referral.reload()
+    publish_or_defer(referral, publish)
+    return referral
+
+
+def accept_referral(cmd: AcceptReferral, publish: Publish) -> Referral:
+    referral = _visible_referral(cmd)
+    domain.check_accept(referral.status, [c.counselor_id for c in referral.candidates], cmd.counselor_id)
+    return _decide(referral, cmd.identity, domain.ACCEPTED, publish, chosen_counselor_id=cmd.counselor_id)
+
+
+def decline_referral(cmd: DeclineReferral, publish: Publish) -> Referral:
+    referral = _visible_referral(cmd)
+    domain.check_decline(referral.status)
+    changes = {"decline_reason": cmd.reason}
+    if cmd.note:
+        changes["decision_note"] = cmd.note
+    return _decide(referral, cmd.identity, domain.DECLINED, publish, **changes)
 
 
 EVENT_HANDLERS = {
+    Topic.COUNSELOR_UPDATED.value: handle_counselor_updated,
+    Topic.CLIENT_ASSIGNED.value: handle_client_assigned,
+    Topic.ALLIANCE_SCORED.value: handle_alliance_scored,
     Topic.INTAKE_SUBMITTED.value: handle_intake_submitted,
+    Topic.EXIT_INTERVIEW_SUBMITTED.value: handle_exit_interview_submitted,
+    Topic.ALLIANCE_DROPPED.value: handle_alliance_dropped,
 }
+
+COMMAND_HANDLERS: dict[type, Callable[[Any, Publish], Any]] = {
+    AcceptReferral: accept_referral,
+    DeclineReferral: decline_referral,
+}
+
+
+def handle(cmd: Any, publish: Publish) -> Any:
+    return COMMAND_HANDLERS[type(cmd)](cmd, publish)

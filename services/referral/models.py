@@ -1,8 +1,10 @@
+"""Referral's documents: its own view of counselors and clients, built from events, and the referrals."""
 from __future__ import annotations
 
 import mongoengine as me
 
 from services.common.mongo import utcnow
+from services.common.outbox import OutboxDocument
 
 
 class IntakeView(me.Document):
@@ -19,3 +21,121 @@ class IntakeView(me.Document):
     source_event_id = me.StringField(required=True)
     received_at = me.DateTimeField(default=utcnow)
     meta = {"collection": "intakes", "indexes": [("org_id", "client_id")]}
+
+
+class CounselorView(me.Document):
+    """The latest `counselor.updated` snapshot of a counselor (names stay in intake's directory)."""
+
+    id = me.StringField(primary_key=True)  # the counselor id
+    org_id = me.StringField(required=True)
+    clinic_ids = me.ListField(me.StringField())
+    specialties = me.ListField(me.StringField())
+    languages = me.ListField(me.StringField())
+    modalities = me.ListField(me.StringField())
+    weekly_capacity = me.IntField(default=0)
+    caseload = me.IntField(default=0)
+    accepting_new_clients = me.BooleanField(default=True)
+    supervisor_id = me.StringField()
+    gender = me.StringField()
+    active = me.BooleanField(default=True)
+    # occurred_at of the snapshot applied: an older snapshot delivered late must not overwrite a newer one.
+    as_of = me.DateTimeField(required=True)
+    meta = {"collection": "counselors", "indexes": [("org_id",)]}
+
+
+class ClientView(me.Document):
+    """What matching needs to know of a client: clinic, concerns, preferences and current counselor."""
+
+    id = me.StringField(primary_key=True)  # the client id
+    org_id = me.StringField(required=True)
+    clinic_id = me.StringField()
+    intake_id = me.StringField()
+    concerns = me.ListField(me.StringField())
+    preferences = me.DictField()
+    counselor_id = me.StringField()
+    # occurred_at of the event that set counselor_id: assignments delivered out of order keep the newest.
+    counselor_since = me.DateTimeField()
+    meta = {"collection": "clients", "indexes": [("org_id",)]}
+
+
+class ClientAllianceRecord(me.EmbeddedDocument):
+    client_id = me.StringField(required=True)
+    concerns = me.ListField(me.StringField())
+    total = me.FloatField(required=True)
+    sessions = me.IntField(required=True)
+    score_ids = me.ListField(me.StringField())
+
+
+class CounselorFit(me.Document):
+    """A counselor's measured alliance per concern (running sums), and the clients behind it.
+
+    One document per counselor, replaced under an optimistic version check: FerretDB has no
+    multi-document transactions, and keeping the per-client records (with the score ids already counted)
+    in the same document as the sums is what makes a redelivered score change nothing.
+    """
+
+    id = me.StringField(primary_key=True)  # "<org_id>:<counselor_id>"
+    org_id = me.StringField(required=True)
+    counselor_id = me.StringField(required=True)
+    version = me.IntField(default=0)
+    clients = me.EmbeddedDocumentListField(ClientAllianceRecord)
+    # concern -> {"total": sum of client means (0..1), "clients": n}
+    concerns = me.DictField()
+    meta = {"collection": "counselor_fit", "indexes": [("org_id",)]}
+
+    @staticmethod
+    def key(org_id: str, counselor_id: str) -> str:
+        return f"{org_id}:{counselor_id}"
+
+
+class ParkedEvent(me.Document):
+    """A trigger or score that arrived before the client's intake (topics are not ordered between each
+    other); handled again once `intake.submitted` has told referral who the client is."""
+
+    id = me.StringField(primary_key=True)  # the event id
+    org_id = me.StringField(required=True)
+    client_id = me.StringField(required=True)
+    event = me.DictField(required=True)
+    parked_at = me.DateTimeField(default=utcnow)
+    meta = {"collection": "parked_events", "indexes": [("org_id", "client_id")]}
+
+
+class CandidateRecord(me.EmbeddedDocument):
+    counselor_id = me.StringField(required=True)
+    score = me.FloatField(required=True)
+    reasons = me.ListField(me.StringField())
+
+
+class Referral(OutboxDocument):
+    """A recommendation for one client, from one trigger event (its id derives from that event's id)."""
+
+    id = me.StringField(primary_key=True)
+    org_id = me.StringField(required=True)
+    clinic_id = me.StringField(required=True)
+    client_id = me.StringField(required=True)
+    current_counselor_id = me.StringField()
+    reason = me.StringField(required=True)
+    trigger_event_id = me.StringField(required=True)
+    correlation_id = me.StringField(required=True)
+    candidates = me.EmbeddedDocumentListField(CandidateRecord)
+    status = me.StringField(required=True)
+    created_at = me.DateTimeField(default=utcnow)
+    decided_by = me.StringField()
+    decided_at = me.DateTimeField()
+    chosen_counselor_id = me.StringField()
+    decline_reason = me.StringField()
+    # The supervisor's own words: stays here, never in an event.
+    decision_note = me.StringField()
+    meta = {"collection": "referrals",
+            "indexes": [("org_id", "clinic_id", "status", "created_at"), ("org_id", "client_id")]}
+
+
+def visible_referrals(identity):
+    """The referrals this identity may see: its organisation and clinics (admins: every clinic), and for a
+    counselor only the referrals of their own clients."""
+    query = Referral.objects(**identity.clinic_filter())
+    return query.filter(current_counselor_id=identity.staff_id) if identity.role == "counselor" else query
+
+
+# Every document class whose pending events the outbox relay must publish.
+OUTBOX_DOCUMENTS: list[type[OutboxDocument]] = [Referral]

@@ -1,14 +1,37 @@
+"""HTTP entrypoints: scores, trajectories, alerts, clinic summaries and alert settings, FHIR export.
+
+Every route needs a staff identity; queries are narrowed by `views.scope` (organisation, clinics, and for a
+counselor their own clients), and what lies outside it answers 404.
+"""
 from __future__ import annotations
 
-from flask import abort
+from datetime import date, timedelta
+
+from flask import abort, request, url_for
 from flask_smorest import Blueprint
 
+from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
+from services.common.web import require_identity
 
-from .models import SessionScore
-from .schemas import ScoreQuerySchema, SessionScoreSchema
+from . import views
+from .instruments import shipped_instruments
+from .models import Alert, ClinicAlertSettings, SessionScore
+from .rules import rule_defaults
+from .schemas import (AlertDocumentSchema, AlertQuerySchema, AlertSettingsSchema, AlertSettingsUpdateSchema,
+                      ClinicSummarySchema, ScoreQuerySchema, SessionScoreSchema, SummaryQuerySchema,
+                      TrajectoryQuerySchema, TrajectorySchema)
+
+STAFF = views.STAFF_ROLES
+SUPERVISING = ("supervisor", "admin")
 
 scores = Blueprint("scores", __name__, url_prefix="/api/scores", description="Alliance scores per session")
+trajectories = Blueprint("trajectories", __name__, url_prefix="/api/trajectories",
+                         description="A client's (or a client–counselor dyad's) scores over time")
+alerts = Blueprint("alerts", __name__, url_prefix="/api/alerts", description="Alerts raised when the alliance fell")
+clinics = Blueprint("clinics", __name__, url_prefix="/api/clinics",
+                    description="Per clinic: summary and alert settings")
+fhir = Blueprint("fhir", __name__, url_prefix="/api/clients", description="FHIR export of a client's responses")
 
 
 @scores.get("")
@@ -16,11 +39,108 @@ scores = Blueprint("scores", __name__, url_prefix="/api/scores", description="Al
 @scores.response(200, SessionScoreSchema(many=True))
 @scores.paginate(QuerySetPage)
 def list_scores(query):
-    """A client's scored sessions, in session order."""
-    return SessionScore.objects(client_id=query["client_id"]).order_by("session_number", "scored_at")
+    """A client's scored sessions, in session order (optionally with one counselor only)."""
+    identity = require_identity(*STAFF)
+    return SessionScore.objects(**views.scope(identity), **query).order_by("session_number", "scored_at")
 
 
 @scores.get("/<score_id>")
 @scores.response(200, SessionScoreSchema)
 def get_score(score_id):
-    return SessionScore.objects(id=score_id).first() or abort(404)
+    identity = require_identity(*STAFF)
+    return SessionScore.objects(id=score_id, **views.scope(identity)).first() or abort(404)
+
+
+@trajectories.get("")
+@trajectories.arguments(TrajectoryQuerySchema, location="query")
+@trajectories.response(200, TrajectorySchema)
+def get_trajectory(query):
+    """Per client (all counselors) or per dyad (with counselor_id: includes the running baseline)."""
+    identity = require_identity(*STAFF)
+    found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
+    found["chart_url"] = url_for("pages.trajectory_chart", _external=True, **query)
+    return found
+
+
+@alerts.get("")
+@alerts.arguments(AlertQuerySchema, location="query")
+@alerts.response(200, AlertDocumentSchema(many=True))
+@alerts.paginate(QuerySetPage)
+def list_alerts(query):
+    """Alerts, newest first; a counselor sees their own, supervisors and admins their clinics'."""
+    identity = require_identity(*STAFF)
+    where = views.scope(identity)
+    if "counselor_id" in query and where.get("counselor_id", query["counselor_id"]) != query["counselor_id"]:
+        return Alert.objects.none()
+    if "clinic_id" in query and not identity.can_access_clinic(identity.org_id, query["clinic_id"]):
+        return Alert.objects.none()
+    return Alert.objects(**{**where, **query}).order_by("-raised_at", "session_number")
+
+
+@alerts.get("/<alert_id>")
+@alerts.response(200, AlertDocumentSchema)
+def get_alert(alert_id):
+    identity = require_identity(*STAFF)
+    return Alert.objects(id=alert_id, **views.scope(identity)).first() or abort(404)
+
+
+def _clinic_or_404(clinic_id: str):
+    identity = require_identity(*SUPERVISING)
+    if not identity.can_access_clinic(identity.org_id, clinic_id):
+        abort(404)
+    return identity
+
+
+@clinics.get("/<clinic_id>/summary")
+@clinics.arguments(SummaryQuerySchema, location="query")
+@clinics.response(200, ClinicSummarySchema)
+def clinic_summary(query, clinic_id):
+    """Share of sessions below cutoff and alerts per counselor per month (supervisors and admins)."""
+    identity = _clinic_or_404(clinic_id)
+    since = query.get("since") or (date.today() - timedelta(days=365)).replace(day=1)
+    return views.clinic_summary(identity, clinic_id, since)
+
+
+def _alert_settings(org_id: str, clinic_id: str) -> dict:
+    stored = ClinicAlertSettings.objects(id=ClinicAlertSettings.key(org_id, clinic_id)).first()
+    overrides = dict(stored.rules) if stored else {}
+    defaults = rule_defaults()
+    return {"org_id": org_id, "clinic_id": clinic_id, "overrides": overrides, "defaults": defaults.rules,
+            "effective": {i: defaults.effective(i, overrides) for i in shipped_instruments()},
+            "updated_by": stored.updated_by if stored else None, "updated_at": stored.updated_at if stored else None}
+
+
+@clinics.get("/<clinic_id>/alert-settings")
+@clinics.response(200, AlertSettingsSchema)
+def get_alert_settings(clinic_id):
+    """The clinic's alert rules: defaults (alert_rules.yaml), its overrides, and what applies per instrument."""
+    identity = _clinic_or_404(clinic_id)
+    return _alert_settings(identity.org_id, clinic_id)
+
+
+@clinics.put("/<clinic_id>/alert-settings")
+@clinics.arguments(AlertSettingsUpdateSchema)
+@clinics.response(200, AlertSettingsSchema)
+def put_alert_settings(data, clinic_id):
+    """Replace the clinic's overrides (admins only); `{"rules": {}}` returns the clinic to the defaults.
+    Applies to sessions scored from now on."""
+    identity = require_identity("admin")
+    _clinic_or_404(clinic_id)
+    ClinicAlertSettings.objects(id=ClinicAlertSettings.key(identity.org_id, clinic_id)).update_one(
+        upsert=True, set__org_id=identity.org_id, set__clinic_id=clinic_id, set__rules=data["rules"],
+        set__updated_by=identity.staff_id, set__updated_at=utcnow())
+    return _alert_settings(identity.org_id, clinic_id)
+
+
+@fhir.get("/<client_id>/questionnaire-responses")
+@fhir.response(200, description="A FHIR R4 Bundle of QuestionnaireResponse resources",
+               content_type="application/fhir+json")
+def export_responses(client_id):
+    """A client's answers, one FHIR QuestionnaireResponse per session, in session order."""
+    identity = require_identity(*STAFF)
+    found = list(SessionScore.objects(client_id=client_id, **views.scope(identity))
+                 .order_by("session_number", "submitted_at"))
+    if not found:
+        abort(404)
+    bundle = views.questionnaire_responses(found, request.url_root.rstrip("/") + "/fhir")
+    return bundle, 200, {"Content-Type": "application/fhir+json"}

@@ -1,4 +1,4 @@
-"""Scoring's HTTP API: `gunicorn 'services.scoring.app:create_app()'`."""
+"""Scoring's HTTP API and pages: `gunicorn 'services.scoring.app:create_app()'`."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -7,10 +7,13 @@ from flask import Flask
 
 from services.common.web import create_service_app
 
-from .api import scores
+from .api import alerts, clinics, fhir, scores, trajectories
+from .pages import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app, api = create_service_app(__name__, "scoring", config)
-    api.register_blueprint(scores)
+    for blueprint in (scores, trajectories, alerts, clinics, fhir):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(pages)
     return app

@@ -1,7 +1,9 @@
-"""Scoring's worker: consumes feedback, publishes scores and alerts. `python -m services.scoring.worker`"""
-from services.common.worker import run_consumer
+"""Scoring's worker: consumes feedback and exit interviews, publishes scores and alerts (with an outbox relay
+as a backstop for events a crash left pending). `python -m services.scoring.worker`"""
+from services.common.worker import Worker, run
 
 from .handlers import EVENT_HANDLERS
+from .models import ExitInterviewScore, SessionScore
 
 if __name__ == "__main__":
-    run_consumer("scoring", EVENT_HANDLERS)
+    run(Worker("scoring", handlers=EVENT_HANDLERS, outbox_documents=[SessionScore, ExitInterviewScore]))

@@ -1,0 +1,62 @@
+"""Server-rendered pages: the alliance overview, a trajectory page, and the embeddable SVG chart."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template, request
+
+from services.common.web import require_identity, require_page_identity, signin_redirect
+
+from . import views
+from .chart import describe, render_trajectory
+from .domain import repair_suggestion
+from .models import Alert, SessionScore
+from .schemas import ChartQuerySchema
+
+pages = Blueprint("pages", __name__, template_folder="templates")
+RECENT_ALERTS = 50
+
+
+@pages.get("/alliance")
+def alliance():
+    """A counselor's (their clients) or supervisor's (their clinics) overview: recent alerts and clients."""
+    identity = require_page_identity(*views.STAFF_ROLES)
+    if identity is None:
+        return signin_redirect()
+    where = views.scope(identity)
+    recent = list(Alert.objects(**where).order_by("-raised_at")[:RECENT_ALERTS])
+    latest: dict[tuple[str, str], SessionScore] = {}
+    for score in SessionScore.objects(**where, late=False).only(
+            "client_id", "counselor_id", "session_number", "total", "below_cutoff", "instrument_id",
+            "submitted_at").order_by("session_number"):
+        latest[(score.client_id, score.counselor_id)] = score  # the last one per dyad wins
+    return render_template("alliance.html", alerts=recent, dyads=sorted(latest.values(), key=lambda s: (
+        not s.below_cutoff, s.client_id)), suggestion=repair_suggestion)
+
+
+@pages.get("/alliance/trajectory")
+def trajectory_page():
+    identity = require_page_identity(*views.STAFF_ROLES)
+    if identity is None:
+        return signin_redirect()
+    query = _chart_query()
+    found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
+    return render_template("trajectory.html", trajectory=found, query=query, description=describe(found))
+
+
+@pages.get("/charts/trajectory.svg")
+def trajectory_chart():
+    """The trajectory as SVG, for <img>/<object> in any page; 401 without a session (an image cannot follow a
+    sign-in redirect)."""
+    identity = require_identity(*views.STAFF_ROLES)
+    query = _chart_query()
+    found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
+    return Response(render_trajectory(found), mimetype="image/svg+xml",
+                    headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+
+
+def _chart_query() -> dict:
+    errors = ChartQuerySchema().validate(request.args)
+    if errors:
+        abort(400, description=f"invalid query fields: {sorted(errors)}")
+    return ChartQuerySchema().load(request.args)
+
+

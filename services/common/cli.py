@@ -4,6 +4,7 @@
     rapport dlq list TOPIC                  what is in TOPIC.dlq, with its origin and error
     rapport dlq redrive TOPIC               publish TOPIC.dlq's messages back to TOPIC, each once
     rapport lag                             committed position vs end, per group and partition
+    rapport audit verify SERVICE            check SERVICE's hash-chained audit trail; name the first break
     rapport replay SERVICE --group G --db-prefix P [--publish]
                                             re-process SERVICE's topics from the start into a fresh
                                             group and database (e.g. re-scoring after a rule change)
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import ops
+from . import audit, mongo, ops
 from .config import Settings
 from .events import Topic
 from .kafka import ensure_topics, wait_for_broker
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     dlq.add_argument("action", choices=("list", "redrive"))
     dlq.add_argument("topic", choices=[t.value for t in Topic], help="the original topic")
     sub.add_parser("lag", help="consumer lag per group and partition")
+    audit_cmd = sub.add_parser("audit", help="verify a service's audit trail")
+    audit_cmd.add_argument("action", choices=("verify",))
+    audit_cmd.add_argument("service", choices=SERVICES_WITH_CONSUMERS)
     replay = sub.add_parser("replay", help="re-process a service's topics into a fresh group and database")
     replay.add_argument("service", choices=SERVICES_WITH_CONSUMERS)
     replay.add_argument("--group", required=True, help="a consumer group name not used before")
@@ -65,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         for lag in lags:
             print(f"{lag.group:<28} {lag.topic:<28} {lag.partition:>4} {lag.committed or 0:>10} "
                   f"{lag.end:>10} {lag.behind:>8}")
+    elif args.command == "audit":
+        mongo.connect(Settings.load(args.service))
+        report = audit.verify()
+        print(f"{report.records} records, last hash {report.last_hash}: "
+              f"{'intact' if report.intact else report.problem}")
+        return 0 if report.intact else 1
     elif args.command == "replay":
         settings = Settings.load(args.service, {"db_prefix": args.db_prefix})
         counts = ops.replay(settings, args.group, publish=args.publish)

@@ -18,7 +18,7 @@ from flask_smorest import Api
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
-from . import idempotency, mongo
+from . import audit, idempotency, mongo
 from .events import ID_PATTERN, current_correlation_id, new_id
 from .metrics import HTTP_LATENCY, HTTP_REQUESTS
 from .metrics import render as render_metrics
@@ -63,6 +63,9 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
     mongo_ext.init_app(app)
     kafka_ext.init_app(app)
     idempotency.init_app(app, caller=lambda: getattr(current_identity(), "staff_id", "anonymous"))
+    audit.init_app(app, service, current_identity)
+    from .audit_api import audit_blp  # it uses this module's require_identity
+    api.register_blueprint(audit_blp)
     return app, api
 
 

@@ -1,0 +1,120 @@
+"""The audit trail: who did what to which record, append-only and hash-chained, in each service's database.
+
+Every request to a service that carries an identity, or is refused one, is recorded by an after-request hook
+(actor, role, organisation, clinic, subject ids from the URL, action = method + route template, outcome,
+request id); services add explicit records for sign-in/out and exports with `record()`. Each record carries
+the hash of the previous one and its own position `seq`; `verify()` recomputes the chain and names the first
+record that was edited, or the first gap where records were deleted. Concurrent writers (gunicorn processes)
+append with optimistic concurrency: `seq` is the primary key, so two writers cannot take the same position.
+Trade-off: truncating the newest records is only detectable against an external copy of the last hash
+(`rapport audit verify` prints it, for an operator to keep).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import mongoengine as me
+from flask import Flask, g, request
+from pymongo.errors import DuplicateKeyError
+
+from .mongo import utcnow
+
+GENESIS = "0" * 64
+APPEND_ATTEMPTS = 20
+
+
+class AuditRecord(me.Document):
+    seq = me.IntField(primary_key=True)
+    at = me.DateTimeField(required=True)
+    service = me.StringField(required=True)
+    actor = me.StringField()
+    role = me.StringField()
+    org_id = me.StringField()
+    clinic_id = me.StringField()
+    subject = me.StringField()
+    action = me.StringField(required=True)
+    outcome = me.StringField(required=True)
+    request_id = me.StringField()
+    prev_hash = me.StringField(required=True)
+    hash = me.StringField(required=True)
+    meta = {"collection": "audit_log", "indexes": [("org_id", "at"), "actor", "subject"]}
+
+    def content(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at": _iso(self.at), "service": self.service, "actor": self.actor,
+                "role": self.role, "org_id": self.org_id, "clinic_id": self.clinic_id, "subject": self.subject,
+                "action": self.action, "outcome": self.outcome, "request_id": self.request_id}
+
+
+def _iso(moment: datetime) -> str:
+    # Milliseconds: what BSON keeps, so the hash is the same before and after the round trip.
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def _digest(prev_hash: str, content: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + json.dumps(content, sort_keys=True)).encode()).hexdigest()
+
+
+def record(service: str, action: str, outcome: str, *, actor: str | None = None, role: str | None = None,
+           org_id: str | None = None, clinic_id: str | None = None, subject: str | None = None,
+           request_id: str | None = None) -> AuditRecord:
+    for _ in range(APPEND_ATTEMPTS):
+        last = AuditRecord.objects.order_by("-seq").only("seq", "hash").first()
+        entry = AuditRecord(seq=(last.seq + 1) if last else 1, at=utcnow(), service=service, actor=actor,
+                            role=role, org_id=org_id, clinic_id=clinic_id, subject=subject, action=action,
+                            outcome=outcome, request_id=request_id, prev_hash=last.hash if last else GENESIS)
+        entry.at = entry.at.replace(microsecond=entry.at.microsecond // 1000 * 1000)
+        entry.hash = _digest(entry.prev_hash, entry.content())
+        try:
+            entry.save(force_insert=True)
+            return entry
+        except (me.NotUniqueError, DuplicateKeyError):
+            continue  # another writer took this position: read the new tail and try again
+    raise RuntimeError("could not append to the audit log")
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    records: int
+    last_hash: str
+    problem: str | None  # None when the chain is intact
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+def verify() -> ChainReport:
+    """Walk the chain in order; report the first edited record or missing position."""
+    expected_seq, prev_hash, count = 1, GENESIS, 0
+    for entry in AuditRecord.objects.order_by("seq"):
+        if entry.seq != expected_seq:
+            return ChainReport(count, prev_hash, f"records {expected_seq}..{entry.seq - 1} are missing")
+        if entry.prev_hash != prev_hash or _digest(prev_hash, entry.content()) != entry.hash:
+            return ChainReport(count, prev_hash, f"record {entry.seq} was altered")
+        prev_hash, expected_seq, count = entry.hash, expected_seq + 1, count + 1
+    return ChainReport(count, prev_hash, None)
+
+
+def init_app(app: Flask, service: str, identity_of: callable) -> None:
+    """Record every request that carries an identity or was refused for the lack of one."""
+
+    @app.after_request
+    def audit_request(response):
+        identity = identity_of()
+        status = response.status_code
+        if request.url_rule is None or request.path.startswith("/static/"):
+            return response
+        if identity is None and status not in (401, 403):
+            return response  # health checks, sign-in pages, client links: nobody to attribute them to
+        outcome = "ok" if status < 400 else {401: "unauthenticated", 403: "denied", 404: "not_found"}.get(
+            status, "error")
+        subject = ",".join(f"{k}:{v}" for k, v in sorted((request.view_args or {}).items())) or None
+        record(service, f"{request.method} {request.url_rule.rule}", outcome,
+               actor=getattr(identity, "staff_id", None), role=getattr(identity, "role", None),
+               org_id=getattr(identity, "org_id", None), clinic_id=g.get("audit_clinic_id"),
+               subject=subject, request_id=g.get("request_id"))
+        return response

@@ -18,9 +18,8 @@ def test_layers_apply_defaults_then_instrument_then_clinic():
     defaults = rule_defaults()
     raw = yaml.safe_load(RULES_FILE.read_text())
     assert defaults.effective("unknown", None)["drop_vs_previous"]["min_drop"] == raw["rules"]["drop_vs_previous"]["min_drop"]
-    # For a 0-40 session rating a drop of one point is the common rule.
     rating = defaults.effective("session-rating-4", None)
-    assert rating["drop_vs_previous"]["min_drop"] == 1
+    assert rating["drop_vs_previous"]["min_drop"] == raw["instruments"]["session-rating-4"]["drop_vs_previous"]["min_drop"]
     clinic = defaults.effective("session-rating-4", {"drop_vs_previous": {"min_drop": 2}, "rupture": {"enabled": False}})
     assert clinic["drop_vs_previous"] == {**rating["drop_vs_previous"], "min_drop": 2}
     assert clinic["rupture"]["enabled"] is False and clinic["rupture"]["k"] == rating["rupture"]["k"]

@@ -35,6 +35,8 @@ class Settings:
     # Port of a worker's small HTTP server (/healthz, /readyz, /metrics); 0 turns it off.
     worker_http_port: int = 0
     worker_http_host: str = "127.0.0.1"
+    # Per caller (signed-in staff member, else address) and process; 429 with Retry-After beyond it.
+    api_requests_per_minute: int = 1200
     # The outbox relay publishes events an API could not publish itself once they are this old.
     outbox_grace_s: float = 5.0
     outbox_poll_s: float = 1.0

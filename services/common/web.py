@@ -18,7 +18,7 @@ from flask_smorest import Api
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
-from . import audit, idempotency, mongo
+from . import audit, idempotency, mongo, ratelimit
 from .events import ID_PATTERN, current_correlation_id, new_id
 from .metrics import HTTP_LATENCY, HTTP_REQUESTS
 from .metrics import render as render_metrics
@@ -64,6 +64,9 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
     kafka_ext.init_app(app)
     idempotency.init_app(app, caller=lambda: getattr(current_identity(), "staff_id", "anonymous"))
     audit.init_app(app, service, current_identity)
+    ratelimit.init_app(app, settings.api_requests_per_minute,
+                       caller=lambda: getattr(current_identity(), "staff_id", None))
+    app.before_request(_require_json_body)
     from .audit_api import audit_blp  # it uses this module's require_identity
     api.register_blueprint(audit_blp)
     return app, api
@@ -80,6 +83,15 @@ def _start_request() -> None:
     g.request_id = supplied if ID_RE.match(supplied) else new_id()
     g.correlation_token = current_correlation_id.set(g.request_id)
     g.request_started = time.perf_counter()
+
+
+def _require_json_body():
+    """An API body must be JSON: a form post or plain text to /api/ is a 415, not a confusing 422."""
+    if (request.path.startswith("/api/") and request.method in ("POST", "PUT", "PATCH")
+            and request.content_length and not request.is_json):
+        return jsonify(code=415, status="Unsupported Media Type",
+                       errors={"headers": {"Content-Type": ["Send application/json."]}}), 415
+    return None
 
 
 def _finish_request(response):

@@ -1,4 +1,4 @@
-"""Intake's HTTP API: `gunicorn 'services.intake.app:create_app()'`."""
+"""Intake's HTTP API and pages: `gunicorn 'services.intake.app:create_app()'`."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -7,11 +7,15 @@ from flask import Flask
 
 from services.common.web import create_service_app
 
-from .api import feedback, intakes
+from .api import BLUEPRINTS
+from .pages import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app, api = create_service_app(__name__, "intake", config)
-    api.register_blueprint(intakes)
-    api.register_blueprint(feedback)
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    app.register_blueprint(pages)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    api.spec.options["security"] = [{"bearer": []}]
     return app

@@ -1,14 +1,51 @@
-"""What the front desk and clients ask intake to do; built by the HTTP entrypoints from validated input."""
+"""What staff and clients ask intake to do; built by the HTTP entrypoints (pages and JSON) from validated
+input. `actor` is the signed-in staff member; client links carry no actor, only the request id."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
+
+from services.common.auth import Identity
 
 
 @dataclass(frozen=True)
-class SubmitIntake:
-    org_id: str
+class CreateClinic:
+    actor: Identity
+    name: str
+    instrument_id: str
+
+
+@dataclass(frozen=True)
+class UpdateClinic:
+    actor: Identity
+    clinic_id: str
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CreateStaff:
+    actor: Identity
+    email: str
+    display_name: str
+    password: str
+    role: str
+    clinic_ids: list[str]
+    supervisor_id: str | None = None
+    counselor: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class UpdateStaff:
+    """Changes to a staff member; `counselor` holds changes to the directory profile."""
+    actor: Identity
+    staff_id: str
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RegisterClient:
+    actor: Identity
     clinic_id: str
     first_name: str
     last_name: str
@@ -19,15 +56,52 @@ class SubmitIntake:
     preferences: dict[str, Any] = field(default_factory=dict)
     urgency: str = "routine"
     notes: str | None = None
-    assigned_counselor_id: str | None = None
+    counselor_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AssignCounselor:
+    actor: Identity
+    client_id: str
+    counselor_id: str
+
+
+@dataclass(frozen=True)
+class RecordSession:
+    actor: Identity
+    client_id: str
+    held_on: date
+    counselor_id: str | None = None
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class CreateFeedbackRequest:
+    actor: Identity
+    client_id: str
+    session_id: str
+    kind: str
+    valid_for: timedelta
 
 
 @dataclass(frozen=True)
 class SubmitFeedback:
-    org_id: str
-    clinic_id: str
+    """Staff entering a client's answers through the API (a paper form, a kiosk)."""
+    actor: Identity
     client_id: str
-    counselor_id: str
     session_number: int
-    instrument_id: str
-    answers: dict[str, float]
+    answers: dict[str, Any]
+    counselor_id: str | None = None
+    instrument_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AnswerFeedbackLink:
+    request_id: str
+    answers: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AnswerExitInterview:
+    request_id: str
+    answers: dict[str, Any]

@@ -1,59 +1,431 @@
-"""Intake's command handlers: write the record with its event in one document, then publish it."""
+"""Intake's handlers: plain functions, listed in COMMAND_HANDLERS and EVENT_HANDLERS at the bottom.
+
+Every write that produces events stores them in the written document's `pending_events` (one write), then
+publishes them; whatever could not be published is left to the outbox relay in the worker.
+"""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Callable
 
-from services.common.events import Topic, make_event, new_id
+import mongoengine as me
+from pymongo.errors import DuplicateKeyError
+
+from services.common.auth import Identity
+from services.common.events import Event, InvalidEvent, Topic, make_event, new_id
+from services.common.instruments import instrument_definitions
 from services.common.outbox import Publish, outbox_entry, publish_or_defer
 
-from .commands import SubmitFeedback, SubmitIntake
-from .models import ClientDetails, FeedbackSubmission, Intake
+from . import domain
+from .accounts import hash_password, normalise_email
+from .commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateClinic,
+                       CreateFeedbackRequest, CreateStaff, RecordSession, RegisterClient, SubmitFeedback,
+                       UpdateClinic, UpdateStaff)
+from .models import (Assignment, Client, Clinic, CounselorProfile, ExitInterview, FeedbackRequest,
+                     FeedbackSubmission, Organisation, Session, Staff)
 
 PRODUCER = "intake"
+# What of a client's preferences travels in intake.submitted; days and times stay here.
+EVENT_PREFERENCES = ("language", "modality", "counselor_gender")
 
 
-def submit_intake(cmd: SubmitIntake, publish: Publish) -> Intake:
-    intake_id, client_id = new_id(), new_id()
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- scoped look-ups: what is outside the caller's organisation and clinics does not exist for them ---
+
+def scoped_client(actor: Identity, client_id: str) -> Client:
+    client = Client.objects(id=client_id, **actor.clinic_filter()).first()
+    if client is None:
+        raise domain.NotFound("client")
+    return client
+
+
+def scoped_clinic(actor: Identity, clinic_id: str) -> Clinic:
+    clinic = Clinic.objects(id=clinic_id, org_id=actor.org_id).first()
+    if clinic is None or not actor.can_access_clinic(clinic.org_id, clinic.id):
+        raise domain.NotFound("clinic")
+    return clinic
+
+
+def staff_filter(actor: Identity) -> dict:
+    """Staff of the caller's organisation; non-admins see colleagues of their own clinics."""
+    if actor.is_admin:
+        return {"org_id": actor.org_id}
+    return {"org_id": actor.org_id, "clinic_ids__in": list(actor.clinic_ids)}
+
+
+def scoped_staff(actor: Identity, staff_id: str) -> Staff:
+    staff = Staff.objects(id=staff_id, **staff_filter(actor)).first()
+    if staff is None:
+        raise domain.NotFound("staff")
+    return staff
+
+
+def _counselor_facts(staff: Staff | None) -> domain.CounselorFacts | None:
+    if staff is None:
+        return None
+    return domain.CounselorFacts(staff.id, staff.org_id, staff.role, tuple(staff.clinic_ids), staff.active)
+
+
+# --- organisation and staff ---
+
+def create_clinic(cmd: CreateClinic, publish: Publish) -> Clinic:
+    _check_instrument(cmd.instrument_id)
+    clinic = Clinic(id=new_id(), org_id=cmd.actor.org_id, name=cmd.name, instrument_id=cmd.instrument_id)
+    clinic.save(force_insert=True)
+    return clinic
+
+
+def update_clinic(cmd: UpdateClinic, publish: Publish) -> Clinic:
+    clinic = scoped_clinic(cmd.actor, cmd.clinic_id)
+    if "instrument_id" in cmd.changes:
+        _check_instrument(cmd.changes["instrument_id"])
+    for name, value in cmd.changes.items():
+        setattr(clinic, name, value)
+    clinic.save()
+    return clinic
+
+
+def _check_instrument(instrument_id: str) -> None:
+    if instrument_id not in instrument_definitions():
+        raise domain.Refused("instrument_id", "No such instrument.")
+
+
+def _check_clinics(org_id: str, clinic_ids: list[str]) -> None:
+    known = {c.id for c in Clinic.objects(org_id=org_id, id__in=list(clinic_ids)).only("id")}
+    if not clinic_ids or set(clinic_ids) - known:
+        raise domain.Refused("clinic_ids", "Choose one or more clinics of this organisation.")
+
+
+def _check_supervisor(org_id: str, supervisor_id: str | None) -> None:
+    if supervisor_id and not Staff.objects(id=supervisor_id, org_id=org_id, role__in=("supervisor", "admin")):
+        raise domain.Refused("supervisor_id", "No such supervisor in this organisation.")
+
+
+def create_staff(cmd: CreateStaff, publish: Publish) -> Staff:
+    domain.check_staff_change(cmd.actor.role, cmd.role)
+    _check_clinics(cmd.actor.org_id, cmd.clinic_ids)
+    _check_supervisor(cmd.actor.org_id, cmd.supervisor_id)
+    staff = Staff(id=new_id(), org_id=cmd.actor.org_id, email=normalise_email(cmd.email),
+                  display_name=cmd.display_name, password_hash=hash_password(cmd.password), role=cmd.role,
+                  clinic_ids=list(cmd.clinic_ids), supervisor_id=cmd.supervisor_id,
+                  counselor=CounselorProfile(**(cmd.counselor or {})) if cmd.role == "counselor" else None)
+    staff.pending_events = [outbox_entry(e, key=staff.id) for e in staff_events(staff)]
+    try:
+        staff.save(force_insert=True)
+    except (me.NotUniqueError, DuplicateKeyError):
+        raise domain.Refused("email", "A staff member with this e-mail exists already.") from None
+    publish_or_defer(staff, publish)
+    return staff
+
+
+def update_staff(cmd: UpdateStaff, publish: Publish) -> Staff:
+    staff = scoped_staff(cmd.actor, cmd.staff_id)
+    changes = dict(cmd.changes)
+    domain.check_staff_change(cmd.actor.role, staff.role)
+    domain.check_staff_change(cmd.actor.role, changes.get("role", staff.role))
+    if "clinic_ids" in changes:
+        _check_clinics(staff.org_id, changes["clinic_ids"])
+    if "supervisor_id" in changes:
+        _check_supervisor(staff.org_id, changes["supervisor_id"])
+    if "password" in changes:
+        changes["password_hash"] = hash_password(changes.pop("password"))
+    profile = changes.pop("counselor", None)
+    for name, value in changes.items():
+        setattr(staff, name, value)
+    if staff.role == "counselor":
+        staff.counselor = staff.counselor or CounselorProfile()
+        for name, value in (profile or {}).items():
+            setattr(staff.counselor, name, value)
+    elif profile:
+        raise domain.Refused("counselor", "Only counselors have a directory profile.")
+    updates = {f"set__{name}": getattr(staff, name) for name in (*changes, "counselor")}
+    _save_with_events(staff, updates, staff_events(staff), publish)
+    return staff
+
+
+def _save_with_events(staff: Staff, updates: dict, events: list[Event], publish: Publish) -> None:
+    """One atomic update of the staff document: the change and the events announcing it."""
+    entries = [outbox_entry(e, key=staff.id) for e in events]
+    Staff.objects(id=staff.id).update_one(**updates, push_all__pending_events=entries)
+    staff.reload()
+    publish_or_defer(staff, publish)
+
+
+def staff_events(staff: Staff, correlation_id: str | None = None) -> list[Event]:
+    # Staff carry no client data; the envelope's clinic is the staff member's first (home) clinic.
+    common = {"org_id": staff.org_id, "clinic_id": staff.clinic_ids[0], "producer": PRODUCER,
+              "correlation_id": correlation_id}
+    events = [make_event(Topic.STAFF_UPDATED, {
+        "staff_id": staff.id, "role": staff.role, "clinic_ids": list(staff.clinic_ids),
+        "supervisor_id": staff.supervisor_id, "active": staff.active}, **common)]
+    if staff.role == "counselor":
+        events.append(_counselor_event(staff, correlation_id))
+    return events
+
+
+def _counselor_event(staff: Staff, correlation_id: str | None = None) -> Event:
+    profile = staff.counselor or CounselorProfile()
+    return make_event(Topic.COUNSELOR_UPDATED, {
+        "counselor_id": staff.id, "clinic_ids": list(staff.clinic_ids), "specialties": list(profile.specialties),
+        "languages": list(profile.languages), "modalities": list(profile.modalities),
+        "weekly_capacity": profile.weekly_capacity, "caseload": caseload(staff.id),
+        "accepting_new_clients": profile.accepting_new_clients, "supervisor_id": staff.supervisor_id,
+        "gender": profile.gender, "active": staff.active,
+    }, org_id=staff.org_id, clinic_id=staff.clinic_ids[0], producer=PRODUCER, correlation_id=correlation_id)
+
+
+def caseload(counselor_id: str) -> int:
+    """Derived from assignments: the clients whose current counselor this is."""
+    return Client.objects(counselor_id=counselor_id).count()
+
+
+def _announce_caseload(counselor_ids: list[str | None], publish: Publish, correlation_id: str | None) -> None:
+    # A second write after the assignment (no multi-document transactions): if the process dies in
+    # between, the directory's caseload is stale until the counselor's next change. Referral treats
+    # caseload as a hint, so we accept that rather than put counselor events in client documents.
+    for counselor_id in dict.fromkeys(c for c in counselor_ids if c):
+        staff = Staff.objects(id=counselor_id, role="counselor").first()
+        if staff is not None:
+            _save_with_events(staff, {}, [_counselor_event(staff, correlation_id)], publish)
+
+
+# --- clients, assignments and sessions ---
+
+def register_client(cmd: RegisterClient, publish: Publish) -> Client:
+    actor = cmd.actor
+    try:
+        clinic = scoped_clinic(actor, cmd.clinic_id)
+    except domain.NotFound:
+        raise domain.Refused("clinic_id", "Choose one of your clinics.") from None
+    if cmd.counselor_id:
+        counselor = Staff.objects(id=cmd.counselor_id).first()
+        domain.check_assignment(actor.org_id, clinic.id, _counselor_facts(counselor))
+    client_id, intake_id = new_id(), new_id()
+    common = {"org_id": actor.org_id, "clinic_id": clinic.id, "producer": PRODUCER}
     # The event names the client by id only; name, birth date, contact and notes stay in this service.
-    event = make_event(Topic.INTAKE_SUBMITTED, {
+    submitted = make_event(Topic.INTAKE_SUBMITTED, {
         "intake_id": intake_id, "client_id": client_id, "concerns": list(cmd.concerns),
-        "preferences": dict(cmd.preferences), "urgency": cmd.urgency,
-        "assigned_counselor_id": cmd.assigned_counselor_id,
-    }, org_id=cmd.org_id, clinic_id=cmd.clinic_id, producer=PRODUCER)
-    intake = Intake(
-        id=intake_id, org_id=cmd.org_id, clinic_id=cmd.clinic_id, client_id=client_id,
-        client=ClientDetails(first_name=cmd.first_name, last_name=cmd.last_name,
-                             date_of_birth=cmd.date_of_birth, email=cmd.email, phone=cmd.phone),
-        concerns=list(cmd.concerns), preferences=dict(cmd.preferences), urgency=cmd.urgency,
-        notes=cmd.notes, assigned_counselor_id=cmd.assigned_counselor_id,
-        pending_events=[outbox_entry(event, key=client_id)],
+        "preferences": {k: v for k, v in cmd.preferences.items() if k in EVENT_PREFERENCES},
+        "urgency": cmd.urgency, "assigned_counselor_id": cmd.counselor_id,
+    }, **common)
+    events, assignments = [submitted], []
+    if cmd.counselor_id:
+        assignments.append(Assignment(assignment_id=new_id(), counselor_id=cmd.counselor_id,
+                                      assigned_by=actor.staff_id))
+        events.append(make_event(Topic.CLIENT_ASSIGNED, {
+            "client_id": client_id, "counselor_id": cmd.counselor_id, "previous_counselor_id": None,
+            "assigned_by": actor.staff_id, "referral_id": None, "concerns": list(cmd.concerns),
+        }, **common, correlation_id=submitted.correlation_id))
+    client = Client(
+        id=client_id, intake_id=intake_id, org_id=actor.org_id, clinic_id=clinic.id,
+        first_name=cmd.first_name, last_name=cmd.last_name, date_of_birth=cmd.date_of_birth,
+        email=cmd.email, phone=cmd.phone, concerns=list(cmd.concerns), preferences=dict(cmd.preferences),
+        urgency=cmd.urgency, notes=cmd.notes, counselor_id=cmd.counselor_id, assignments=assignments,
+        created_by=actor.staff_id, pending_events=[outbox_entry(e, key=client_id) for e in events],
     )
-    intake.save(force_insert=True)
-    publish_or_defer(intake, publish)
-    return intake
+    client.save(force_insert=True)
+    publish_or_defer(client, publish)
+    _announce_caseload([cmd.counselor_id], publish, submitted.correlation_id)
+    return client
+
+
+def assign_counselor(cmd: AssignCounselor, publish: Publish) -> Client:
+    client = scoped_client(cmd.actor, cmd.client_id)
+    counselor = Staff.objects(id=cmd.counselor_id).first()
+    domain.check_assignment(client.org_id, client.clinic_id, _counselor_facts(counselor))
+    return _assign(client, cmd.counselor_id, assigned_by=cmd.actor.staff_id, assignment_id=new_id(),
+                   referral_id=None, correlation_id=None, publish=publish)
+
+
+def _assign(client: Client, counselor_id: str, *, assigned_by: str, assignment_id: str,
+            referral_id: str | None, correlation_id: str | None, publish: Publish) -> Client:
+    """Record an assignment and its client.assigned event in one update, at most once per assignment id."""
+    previous = client.counselor_id
+    event = make_event(Topic.CLIENT_ASSIGNED, {
+        "client_id": client.id, "counselor_id": counselor_id, "previous_counselor_id": previous,
+        "assigned_by": assigned_by, "referral_id": referral_id, "concerns": list(client.concerns),
+    }, org_id=client.org_id, clinic_id=client.clinic_id, producer=PRODUCER, correlation_id=correlation_id)
+    entry = Assignment(assignment_id=assignment_id, counselor_id=counselor_id, previous_counselor_id=previous,
+                       assigned_by=assigned_by, referral_id=referral_id)
+    recorded = Client.objects(id=client.id, assignments__assignment_id__ne=assignment_id).update_one(
+        set__counselor_id=counselor_id, push__assignments=entry,
+        push__pending_events=outbox_entry(event, key=client.id))
+    client.reload()
+    # Also after a redelivery (recorded == 0): publish whatever the first attempt left pending.
+    publish_or_defer(client, publish)
+    if recorded:
+        _announce_caseload([previous, counselor_id], publish, event.correlation_id)
+    return client
+
+
+def record_session(cmd: RecordSession, publish: Publish) -> Session:
+    client = scoped_client(cmd.actor, cmd.client_id)
+    counselor_id = cmd.counselor_id or client.counselor_id
+    if not counselor_id:
+        raise domain.Refused("counselor_id", "Assign a counselor to this client first.")
+    if counselor_id != client.counselor_id:
+        domain.check_assignment(client.org_id, client.clinic_id,
+                                _counselor_facts(Staff.objects(id=counselor_id).first()))
+    numbers = [s.number for s in Session.objects(client_id=client.id).only("number")]
+    number = cmd.number or domain.next_session_number(numbers)
+    session = Session(id=new_id(), org_id=client.org_id, clinic_id=client.clinic_id, client_id=client.id,
+                      counselor_id=counselor_id, number=number, held_on=cmd.held_on,
+                      recorded_by=cmd.actor.staff_id)
+    try:
+        session.save(force_insert=True)
+    except (me.NotUniqueError, DuplicateKeyError):
+        raise domain.Refused("number", f"Session {number} of this client is recorded already.") from None
+    return session
+
+
+# --- feedback and exit interviews ---
+
+def create_feedback_request(cmd: CreateFeedbackRequest, publish: Publish) -> FeedbackRequest:
+    client = scoped_client(cmd.actor, cmd.client_id)
+    session = Session.objects(id=cmd.session_id, client_id=client.id).first()
+    if session is None:
+        raise domain.Refused("session_id", "No such session of this client.")
+    clinic = Clinic.objects(id=client.clinic_id).first()
+    request = FeedbackRequest(
+        id=new_id(), kind=cmd.kind, org_id=client.org_id, clinic_id=client.clinic_id, client_id=client.id,
+        counselor_id=session.counselor_id, session_id=session.id, session_number=session.number,
+        instrument_id=clinic.instrument_id if cmd.kind == "feedback" else None,
+        expires_at=_now() + cmd.valid_for, created_by=cmd.actor.staff_id)
+    request.save(force_insert=True)
+    return request
+
+
+def questionnaire(org_id: str, instrument_id: str) -> list[domain.FormItem]:
+    definition = instrument_definitions().get(instrument_id)
+    if definition is None:
+        raise domain.Refused("instrument_id", "No such instrument.")
+    organisation = Organisation.objects(id=org_id).first()
+    supplied = (organisation.item_texts.get(instrument_id, {}) if organisation else {})
+    return domain.instrument_form(definition, supplied)
+
+
+def open_request(request_id: str, kind: str) -> FeedbackRequest:
+    """The request behind a link, if it can still be answered; LinkClosed or NotFound otherwise."""
+    request = FeedbackRequest.objects(id=request_id, kind=kind).first()
+    if request is None:
+        raise domain.NotFound("link")
+    state = domain.link_state(request.expires_at, request.answered_at is not None, _now())
+    if state != "open":
+        raise domain.LinkClosed(state)
+    return request
 
 
 def submit_feedback(cmd: SubmitFeedback, publish: Publish) -> FeedbackSubmission:
-    feedback_id = new_id()
+    client = scoped_client(cmd.actor, cmd.client_id)
+    counselor_id = cmd.counselor_id or client.counselor_id
+    if not counselor_id:
+        raise domain.Refused("counselor_id", "The client has no counselor; name one.")
+    instrument_id = cmd.instrument_id or Clinic.objects(id=client.clinic_id).first().instrument_id
+    answers, errors = domain.validate_answers(questionnaire(client.org_id, instrument_id), cmd.answers)
+    if errors:
+        raise domain.AnswersInvalid(errors)
+    return _store_feedback(new_id(), client.org_id, client.clinic_id, client.id, counselor_id,
+                           cmd.session_number, instrument_id, answers, cmd.actor.staff_id, publish)
+
+
+def answer_feedback_link(cmd: AnswerFeedbackLink, publish: Publish) -> FeedbackSubmission:
+    request = open_request(cmd.request_id, "feedback")
+    answers, errors = domain.validate_answers(questionnaire(request.org_id, request.instrument_id), cmd.answers)
+    if errors:
+        raise domain.AnswersInvalid(errors)
+    # The submission's id is the request's: a second answer (another tab, a replayed POST) cannot insert.
+    feedback = _store_feedback(request.id, request.org_id, request.clinic_id, request.client_id,
+                               request.counselor_id, request.session_number, request.instrument_id, answers,
+                               None, publish)
+    FeedbackRequest.objects(id=request.id).update_one(set__answered_at=feedback.created_at)
+    return feedback
+
+
+def _store_feedback(feedback_id: str, org_id: str, clinic_id: str, client_id: str, counselor_id: str,
+                    session_number: int, instrument_id: str, answers: dict, submitted_by: str | None,
+                    publish: Publish) -> FeedbackSubmission:
     event = make_event(Topic.FEEDBACK_SUBMITTED, {
-        "feedback_id": feedback_id, "client_id": cmd.client_id, "counselor_id": cmd.counselor_id,
-        "session_number": cmd.session_number, "instrument_id": cmd.instrument_id,
-        "answers": dict(cmd.answers),
-    }, org_id=cmd.org_id, clinic_id=cmd.clinic_id, producer=PRODUCER)
+        "feedback_id": feedback_id, "client_id": client_id, "counselor_id": counselor_id,
+        "session_number": session_number, "instrument_id": instrument_id, "answers": dict(answers),
+    }, org_id=org_id, clinic_id=clinic_id, producer=PRODUCER)
     feedback = FeedbackSubmission(
-        id=feedback_id, org_id=cmd.org_id, clinic_id=cmd.clinic_id, client_id=cmd.client_id,
-        counselor_id=cmd.counselor_id, session_number=cmd.session_number,
-        instrument_id=cmd.instrument_id, answers=dict(cmd.answers),
-        pending_events=[outbox_entry(event, key=cmd.client_id)],
-    )
-    feedback.save(force_insert=True)
+        id=feedback_id, org_id=org_id, clinic_id=clinic_id, client_id=client_id, counselor_id=counselor_id,
+        session_number=session_number, instrument_id=instrument_id, answers=dict(answers),
+        submitted_by=submitted_by, pending_events=[outbox_entry(event, key=client_id)])
+    _insert_answer(feedback)
     publish_or_defer(feedback, publish)
     return feedback
 
 
+def _insert_answer(document: me.Document) -> None:
+    try:
+        document.save(force_insert=True)
+    except (me.NotUniqueError, DuplicateKeyError):
+        raise domain.LinkClosed("answered") from None
+
+
+def answer_exit_interview(cmd: AnswerExitInterview, publish: Publish) -> ExitInterview:
+    request = open_request(cmd.request_id, "exit_interview")
+    values, errors = domain.validate_exit_interview(cmd.answers)
+    if errors:
+        raise domain.AnswersInvalid(errors)
+    comment = values.pop("comment")
+    # The comment is the client's own words: it stays here, the event carries the scale and yes/no answers.
+    event = make_event(Topic.EXIT_INTERVIEW_SUBMITTED, {
+        "exit_interview_id": request.id, "client_id": request.client_id, "counselor_id": request.counselor_id,
+        "session_number": request.session_number, **values,
+    }, org_id=request.org_id, clinic_id=request.clinic_id, producer=PRODUCER)
+    interview = ExitInterview(
+        id=request.id, org_id=request.org_id, clinic_id=request.clinic_id, client_id=request.client_id,
+        counselor_id=request.counselor_id, session_number=request.session_number, comment=comment, **values,
+        pending_events=[outbox_entry(event, key=request.client_id)])
+    _insert_answer(interview)
+    FeedbackRequest.objects(id=request.id).update_one(set__answered_at=interview.created_at)
+    publish_or_defer(interview, publish)
+    return interview
+
+
+# --- events from other services ---
+
+def handle_referral_decided(event: Event, publish: Publish) -> None:
+    """An accepted referral moves the client to the chosen counselor, once per decision event."""
+    p = event.payload
+    if p["decision"] != "accepted":
+        return
+    if not p["new_counselor_id"]:
+        raise InvalidEvent("accepted referral without new_counselor_id")
+    client = Client.objects(id=p["client_id"], org_id=event.org_id).first()
+    if client is None or client.clinic_id != event.clinic_id:
+        raise InvalidEvent("no such client in the event's organisation and clinic")
+    try:
+        domain.check_assignment(client.org_id, client.clinic_id,
+                                _counselor_facts(Staff.objects(id=p["new_counselor_id"]).first()))
+    except domain.Refused as exc:
+        raise InvalidEvent(f"new_counselor_id: {exc.message}") from None
+    # The assignment id is the event id: a redelivery finds the assignment recorded and adds nothing.
+    _assign(client, p["new_counselor_id"], assigned_by=p["decided_by"], assignment_id=event.event_id,
+            referral_id=p["referral_id"], correlation_id=event.correlation_id, publish=publish)
+
+
 COMMAND_HANDLERS: dict[type, Callable[[Any, Publish], Any]] = {
-    SubmitIntake: submit_intake,
+    CreateClinic: create_clinic,
+    UpdateClinic: update_clinic,
+    CreateStaff: create_staff,
+    UpdateStaff: update_staff,
+    RegisterClient: register_client,
+    AssignCounselor: assign_counselor,
+    RecordSession: record_session,
+    CreateFeedbackRequest: create_feedback_request,
     SubmitFeedback: submit_feedback,
+    AnswerFeedbackLink: answer_feedback_link,
+    AnswerExitInterview: answer_exit_interview,
+}
+
+EVENT_HANDLERS = {
+    Topic.REFERRAL_DECIDED.value: handle_referral_decided,
 }
 
 

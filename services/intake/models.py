@@ -1,4 +1,5 @@
-"""Intake's documents. Names and contact details live here and nowhere else in the platform."""
+"""Intake's documents. Client names, contact details, dates of birth, notes and exit-interview comments
+live here and nowhere else in the platform."""
 from __future__ import annotations
 
 import mongoengine as me
@@ -6,28 +7,118 @@ import mongoengine as me
 from services.common.mongo import utcnow
 from services.common.outbox import OutboxDocument
 
+DEFAULT_INSTRUMENT = "rapport-short"
 
-class ClientDetails(me.EmbeddedDocument):
+
+class Organisation(me.Document):
+    id = me.StringField(primary_key=True)
+    name = me.StringField(required=True)
+    # Text the organisation supplies for items an instrument ships without (a licensed scale's wording):
+    # {instrument_id: {link_id: text}}.
+    item_texts = me.DictField()
+    created_at = me.DateTimeField(default=utcnow)
+    meta = {"collection": "organisations"}
+
+
+class Clinic(me.Document):
+    id = me.StringField(primary_key=True)
+    org_id = me.StringField(required=True)
+    name = me.StringField(required=True)
+    # Which alliance instrument this clinic's clients answer (services/common/instruments).
+    instrument_id = me.StringField(default=DEFAULT_INSTRUMENT)
+    meta = {"collection": "clinics", "indexes": ["org_id"]}
+
+
+class CounselorProfile(me.EmbeddedDocument):
+    specialties = me.ListField(me.StringField())
+    languages = me.ListField(me.StringField())
+    modalities = me.ListField(me.StringField())
+    gender = me.StringField()
+    style_notes = me.StringField()
+    weekly_capacity = me.IntField(default=0)
+    accepting_new_clients = me.BooleanField(default=True)
+
+
+class Staff(OutboxDocument):
+    """A member of an organisation's staff; a counselor is a staff member with role `counselor`."""
+
+    id = me.StringField(primary_key=True)
+    org_id = me.StringField(required=True)
+    email = me.StringField(required=True, unique=True)
+    display_name = me.StringField(required=True)
+    password_hash = me.StringField(required=True)
+    role = me.StringField(required=True)
+    clinic_ids = me.ListField(me.StringField())
+    supervisor_id = me.StringField()
+    active = me.BooleanField(default=True)
+    counselor = me.EmbeddedDocumentField(CounselorProfile)
+    created_at = me.DateTimeField(default=utcnow)
+    meta = {"collection": "staff", "indexes": ["org_id"]}
+
+
+class Assignment(me.EmbeddedDocument):
+    assignment_id = me.StringField(required=True)
+    counselor_id = me.StringField(required=True)
+    previous_counselor_id = me.StringField()
+    assigned_by = me.StringField(required=True)
+    assigned_at = me.DateTimeField(default=utcnow)
+    referral_id = me.StringField()
+
+
+class Client(OutboxDocument):
+    id = me.StringField(primary_key=True)
+    intake_id = me.StringField(required=True)
+    org_id = me.StringField(required=True)
+    clinic_id = me.StringField(required=True)
     first_name = me.StringField(required=True)
     last_name = me.StringField(required=True)
     date_of_birth = me.DateField()
     email = me.StringField()
     phone = me.StringField()
-
-
-class Intake(OutboxDocument):
-    id = me.StringField(primary_key=True)
-    org_id = me.StringField(required=True)
-    clinic_id = me.StringField(required=True)
-    client_id = me.StringField(required=True)
-    client = me.EmbeddedDocumentField(ClientDetails, required=True)
     concerns = me.ListField(me.StringField())
     preferences = me.DictField()
     urgency = me.StringField(required=True)
     notes = me.StringField()
-    assigned_counselor_id = me.StringField()
+    counselor_id = me.StringField()
+    assignments = me.ListField(me.EmbeddedDocumentField(Assignment))
+    created_by = me.StringField(required=True)
     created_at = me.DateTimeField(default=utcnow)
-    meta = {"collection": "intakes", "indexes": [("org_id", "clinic_id", "created_at")]}
+    meta = {"collection": "clients", "indexes": [("org_id", "clinic_id", "created_at"), "counselor_id"]}
+
+
+class Session(me.Document):
+    """A session that took place: what feedback links and exit interviews refer to."""
+
+    id = me.StringField(primary_key=True)
+    org_id = me.StringField(required=True)
+    clinic_id = me.StringField(required=True)
+    client_id = me.StringField(required=True)
+    counselor_id = me.StringField(required=True)
+    number = me.IntField(required=True)
+    held_on = me.DateField(required=True)
+    recorded_by = me.StringField(required=True)
+    created_at = me.DateTimeField(default=utcnow)
+    meta = {"collection": "sessions",
+            "indexes": [{"fields": ("client_id", "number"), "unique": True}]}
+
+
+class FeedbackRequest(me.Document):
+    """A signed link sent to a client; answered at most once (the answer's id is this request's id)."""
+
+    id = me.StringField(primary_key=True)
+    kind = me.StringField(required=True, choices=("feedback", "exit_interview"))
+    org_id = me.StringField(required=True)
+    clinic_id = me.StringField(required=True)
+    client_id = me.StringField(required=True)
+    counselor_id = me.StringField(required=True)
+    session_id = me.StringField(required=True)
+    session_number = me.IntField(required=True)
+    instrument_id = me.StringField()
+    expires_at = me.DateTimeField(required=True)
+    answered_at = me.DateTimeField()
+    created_by = me.StringField(required=True)
+    created_at = me.DateTimeField(default=utcnow)
+    meta = {"collection": "feedback_requests", "indexes": [("org_id", "client_id")]}
 
 
 class FeedbackSubmission(OutboxDocument):
@@ -39,9 +130,28 @@ class FeedbackSubmission(OutboxDocument):
     session_number = me.IntField(required=True)
     instrument_id = me.StringField(required=True)
     answers = me.DictField(required=True)
+    # The staff member who entered it through the API; None when the client answered a link.
+    submitted_by = me.StringField()
     created_at = me.DateTimeField(default=utcnow)
     meta = {"collection": "feedback", "indexes": [("org_id", "clinic_id", "client_id")]}
 
 
+class ExitInterview(OutboxDocument):
+    id = me.StringField(primary_key=True)
+    org_id = me.StringField(required=True)
+    clinic_id = me.StringField(required=True)
+    client_id = me.StringField(required=True)
+    counselor_id = me.StringField(required=True)
+    session_number = me.IntField(required=True)
+    comfortable = me.IntField(required=True)
+    style_fit = me.IntField(required=True)
+    confident_progress = me.IntField(required=True)
+    outside_expertise = me.BooleanField(required=True)
+    wants_someone_else = me.BooleanField(required=True)
+    comment = me.StringField()
+    created_at = me.DateTimeField(default=utcnow)
+    meta = {"collection": "exit_interviews", "indexes": [("org_id", "client_id")]}
+
+
 # Every document class whose pending events the outbox relay must publish.
-OUTBOX_DOCUMENTS: list[type[OutboxDocument]] = [Intake, FeedbackSubmission]
+OUTBOX_DOCUMENTS: list[type[OutboxDocument]] = [Client, Staff, FeedbackSubmission, ExitInterview]

@@ -1,0 +1,181 @@
+"""Intake's rules, free of web framework, broker and database: who may do what, what a client's answers
+must look like, what state a link is in, and whether a counselor may take a client."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+# Who may use which part of intake. Everyone signed in may read client data of their clinics.
+STAFF_ROLES = ("admin", "supervisor", "counselor", "front_desk")
+CLIENT_WRITERS = ("admin", "supervisor", "front_desk")
+DIRECTORY_EDITORS = ("admin", "supervisor")
+STAFF_ADMINS = ("admin",)
+
+GENDERS = ("female", "male", "nonbinary")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TIMES = ("morning", "afternoon", "evening")
+
+# The exit interview: three 5-point questions, two yes/no questions and an optional comment.
+EXIT_SCALE = (1, 5)
+EXIT_QUESTIONS = (
+    ("comfortable", "I feel comfortable working with this counselor."),
+    ("style_fit", "This counselor's style fits me."),
+    ("confident_progress", "I am confident we can make progress together."),
+)
+EXIT_YES_NO = (
+    ("outside_expertise", "My concerns feel outside this counselor's expertise."),
+    ("wants_someone_else", "I would like to see someone else."),
+)
+EXIT_COMMENT_MAX = 2000
+
+
+class NotFound(LookupError):
+    """The object does not exist or is outside the caller's organisation and clinics."""
+
+
+class Refused(ValueError):
+    """A request that is well-formed but breaks a rule; `field` names the input at fault."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+class AnswersInvalid(ValueError):
+    """A client's answers do not fit the questionnaire; `errors` maps each field to a message."""
+
+    def __init__(self, errors: Mapping[str, str]):
+        super().__init__(f"invalid fields: {sorted(errors)}")
+        self.errors = dict(errors)
+
+
+class LinkClosed(Exception):
+    """A link that can no longer be answered; `state` is `answered` or `expired`."""
+
+    def __init__(self, state: str):
+        super().__init__(state)
+        self.state = state
+
+
+@dataclass(frozen=True)
+class FormItem:
+    link_id: str
+    text: str
+    minimum: int
+    maximum: int
+
+    @property
+    def choices(self) -> range:
+        return range(self.minimum, self.maximum + 1)
+
+
+def instrument_form(definition: Mapping[str, Any], supplied_texts: Mapping[str, str]) -> list[FormItem]:
+    """The items a client answers. An item shipped without text (a licensed scale's wording is not ours to
+    ship) shows the text the organisation supplied, else its number."""
+    items = []
+    for number, raw in enumerate(definition["item"], start=1):
+        text = raw.get("text") or supplied_texts.get(raw["linkId"]) or f"Item {number}"
+        extra = raw["rapport"]
+        items.append(FormItem(raw["linkId"], text, int(extra["min"]), int(extra["max"])))
+    return items
+
+
+def validate_answers(items: Sequence[FormItem], raw: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
+    """Every item answered with a whole number in its range, nothing else: (answers, errors by link id)."""
+    answers, errors = {}, {}
+    for item in items:
+        value = raw.get(item.link_id)
+        if value is None or value == "":
+            errors[item.link_id] = "Please choose an answer."
+            continue
+        number = _whole_number(value)
+        if number is None or not item.minimum <= number <= item.maximum:
+            errors[item.link_id] = f"Choose a number from {item.minimum} to {item.maximum}."
+            continue
+        answers[item.link_id] = number
+    for unknown in sorted(set(raw) - {i.link_id for i in items}):
+        errors[unknown] = "Not an item of this questionnaire."
+    return answers, errors
+
+
+def validate_exit_interview(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(values, errors by field) for an exit interview's answers, from a form or JSON."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    low, high = EXIT_SCALE
+    for name, _ in EXIT_QUESTIONS:
+        number = _whole_number(raw.get(name))
+        if number is None or not low <= number <= high:
+            errors[name] = f"Please choose from {low} to {high}."
+        else:
+            values[name] = number
+    for name, _ in EXIT_YES_NO:
+        answer = _yes_no(raw.get(name))
+        if answer is None:
+            errors[name] = "Please answer yes or no."
+        else:
+            values[name] = answer
+    comment = raw.get("comment") or ""
+    if not isinstance(comment, str) or len(comment) > EXIT_COMMENT_MAX:
+        errors["comment"] = f"Please keep the comment under {EXIT_COMMENT_MAX} characters."
+    else:
+        values["comment"] = comment.strip() or None
+    return values, errors
+
+
+def _whole_number(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _yes_no(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    return {"yes": True, "no": False, "true": True, "false": False}.get(str(value).lower()) if value else None
+
+
+def link_state(expires_at: datetime, answered: bool, now: datetime) -> str:
+    """`open`, `answered` or `expired`: an answered link stays answered even after it expires."""
+    if answered:
+        return "answered"
+    return "expired" if now >= expires_at else "open"
+
+
+@dataclass(frozen=True)
+class CounselorFacts:
+    staff_id: str
+    org_id: str
+    role: str
+    clinic_ids: tuple[str, ...]
+    active: bool
+
+
+def check_assignment(org_id: str, clinic_id: str, counselor: CounselorFacts | None) -> None:
+    """A client may only be given an active counselor of the same organisation who works at its clinic."""
+    if counselor is None or counselor.org_id != org_id or counselor.role != "counselor":
+        raise Refused("counselor_id", "No such counselor in this organisation.")
+    if not counselor.active:
+        raise Refused("counselor_id", "This counselor is no longer active.")
+    if clinic_id not in counselor.clinic_ids:
+        raise Refused("counselor_id", "This counselor does not work at the client's clinic.")
+
+
+def next_session_number(existing: Sequence[int]) -> int:
+    return max(existing, default=0) + 1
+
+
+def check_staff_change(actor_role: str, target_role: str) -> None:
+    """Only admins manage staff; supervisors may add and edit counselors (the directory)."""
+    if actor_role == "admin":
+        return
+    if actor_role == "supervisor" and target_role == "counselor":
+        return
+    raise Refused("role", "You may not create or change staff with this role.")

@@ -18,7 +18,6 @@ import json
 import logging
 import smtplib
 import ssl
-import threading
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
@@ -107,28 +106,16 @@ def email_body(notifications: list[Notification], notify_url: str) -> str:
 
 
 class Dispatcher:
-    """One pass = settle interrupted sends, send what is due, escalate what is overdue. `clock` is
-    injectable so tests move time instead of sleeping."""
+    """One pass = settle interrupted sends, send what is due, escalate what is overdue. The worker runs a
+    pass every few seconds (a PeriodicTask); `clock` is injectable so tests move time instead of sleeping."""
 
     def __init__(self, settings: Settings, config: NotifySettings, clock: Clock = utcnow,
                  mailer: SmtpMailer | None = None, poster: WebhookPoster | None = None):
         self._settings, self._config, self._clock = settings, config, clock
         self._mailer = mailer or SmtpMailer(config)
         self._poster = poster or WebhookPoster(config)
-        self._stopping = threading.Event()
         # A delivery "sending" for longer than this belongs to a dispatcher that died mid-send.
         self._lease = timedelta(seconds=2 * max(config.smtp_timeout_s, config.webhook_timeout_s) + 5)
-
-    def stop(self, *_: object) -> None:
-        self._stopping.set()
-
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.run_once()
-            except Exception as exc:  # the database away: the documents still say what is due
-                log.warning("dispatcher pass failed: %s", type(exc).__name__)
-            self._stopping.wait(self._config.dispatch_poll_s)
 
     def run_once(self) -> None:
         now = self._clock()

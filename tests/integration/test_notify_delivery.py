@@ -1,0 +1,294 @@
+"""Notify against the real broker, FerretDB, an SMTP server and a webhook receiver: routing from Kafka,
+deduplication, e-mail, signed webhooks with retries, quiet hours, digest and escalation on a test clock."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from kafka.errors import KafkaError
+
+from services.common import mongo
+from services.common.events import Topic, decode_event, encode_event, make_event, new_id
+from services.common.kafka import EventProducer
+from services.notify import domain
+from services.notify.config import NotifySettings
+from services.notify.delivery import Dispatcher
+from services.notify.handlers import EVENT_HANDLERS
+from services.notify.models import Notification, RecipientPreferences, StaffMember
+from tests.integration.test_notify_receivers import smtp_server, webhook_receiver  # noqa: F401 (fixtures)
+from tests.support.kafka_reader import send_raw, wait_for
+
+CLINIC = "clinic-a"
+
+
+class Clock:
+    """The dispatcher's time: the real time moved forward by the test instead of sleeping."""
+
+    def __init__(self):
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+    def advance(self, **delta) -> None:
+        self.offset += timedelta(**delta)
+
+
+def event(type_, payload, org, clinic=CLINIC):
+    return make_event(type_, payload, org_id=org, clinic_id=clinic, producer="tests")
+
+
+def dropped(org, client, counselor, severity="high", session=2):
+    return event(Topic.ALLIANCE_DROPPED, {
+        "alert_id": new_id(), "source_event_id": new_id(), "client_id": client, "counselor_id": counselor,
+        "session_number": session, "instrument_id": "rapport-short", "rule": "below_cutoff",
+        "dimension": "task", "severity": severity, "total": 24, "threshold": 27}, org)
+
+
+def staff(org, staff_id, role, clinics=(CLINIC,), supervisor=None):
+    return event(Topic.STAFF_UPDATED, {"staff_id": staff_id, "role": role, "clinic_ids": list(clinics),
+                                       "supervisor_id": supervisor}, org)
+
+
+@pytest.fixture
+def notify_settings(settings_for):
+    settings = settings_for("notify")
+    mongo.connect(settings)
+    return settings
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def dispatcher_for(notify_settings, clock):
+    def make(**config) -> Dispatcher:
+        return Dispatcher(notify_settings, NotifySettings(**{"retry_base_s": 60, "smtp_timeout_s": 5, **config}),
+                          clock=clock)
+    return make
+
+
+def publish(settings, events):
+    producer = EventProducer(settings)
+    try:
+        for e in events:
+            key = e.payload.get("client_id") or e.payload.get("staff_id") or e.payload["counselor_id"]
+            # On a broker started moments ago, partition leaders may still be moving: retry those sends.
+            wait_for(lambda: _sent(producer, e, key), timeout_s=30, interval_s=0.5)
+    finally:
+        producer.close()
+
+
+def _sent(producer, e, key) -> bool:
+    try:
+        producer.publish(e, key)
+        return True
+    except KafkaError:
+        return False
+
+
+def set_preferences(org, staff_id, **fields):
+    RecipientPreferences(id=RecipientPreferences.key(org, staff_id), org_id=org, staff_id=staff_id,
+                         **fields).save()
+
+
+def handle(e):
+    """Hand an event to its handler as the consumer would: decoded from the wire (defaults filled in)."""
+    EVENT_HANDLERS[e.type](decode_event(encode_event(e)), lambda *_: None)
+
+
+def test_each_event_type_is_routed_through_kafka_once_per_recipient(components, run_loop, settings_for, unique):
+    org = f"o{unique}"
+    directory = [
+        staff(org, "sup-1", "supervisor"), staff(org, "sup-other", "supervisor", clinics=("clinic-b",)),
+        staff(org, "fd-1", "front_desk"),
+        event(Topic.COUNSELOR_UPDATED, {"counselor_id": "co-1", "clinic_ids": [CLINIC], "supervisor_id": "sup-1"}, org),
+    ]
+    alert = dropped(org, "cl-1", "co-1")
+    routed = [
+        alert,
+        event(Topic.REFERRAL_RECOMMENDED, {"referral_id": "r-1", "trigger_event_id": new_id(), "client_id": "cl-1",
+                                           "current_counselor_id": "co-1", "reason": "alliance_decline",
+                                           "candidates": [{"counselor_id": "co-2", "score": 0.8}]}, org),
+        event(Topic.REFERRAL_DECIDED, {"referral_id": "r-1", "client_id": "cl-1", "decision": "accepted",
+                                       "decided_by": "sup-1", "previous_counselor_id": "co-1",
+                                       "new_counselor_id": "co-2"}, org),
+        event(Topic.INTAKE_SUBMITTED, {"intake_id": "i-1", "client_id": "cl-2", "concerns": ["grief"],
+                                       "assigned_counselor_id": "co-3"}, org),
+        event(Topic.CLIENT_ASSIGNED, {"client_id": "cl-3", "counselor_id": "co-4", "assigned_by": "fd-1"}, org),
+    ]
+    # The staff directory first: topics are consumed in no particular order relative to each other.
+    publish(settings_for("tests"), directory)
+    run_loop("notify", f"notify-{unique}", EVENT_HANDLERS)
+    publish(settings_for("tests"), routed)
+    send_raw(components.kafka_bootstrap, Topic.ALLIANCE_DROPPED, "cl-1", encode_event(alert))  # a redelivery
+
+    run_loop("notify", f"notify-{unique}", EVENT_HANDLERS)
+
+    got = sorted((n.recipient_id, n.kind) for n in Notification.objects(org_id=org))
+    assert got == sorted([("co-1", "alliance_dropped"), ("sup-1", "referral_recommended"),
+                          ("co-2", "referral_accepted"), ("co-1", "referral_accepted"), ("fd-1", "referral_accepted"),
+                          ("co-3", "new_client"), ("co-4", "new_client")])
+    alert = Notification.objects.get(org_id=org, kind="alliance_dropped")
+    assert alert.link.endswith("/clients/cl-1") and (alert.rule, alert.dimension) == ("below_cutoff", "task")
+
+
+def test_a_redelivered_event_finds_its_notification_instead_of_making_another(notify_settings, unique):
+    org = f"o{unique}"
+    alert = dropped(org, "cl-1", "co-1")
+    handle(alert)
+    handle(alert)  # as after a crash before the processed-event record: the handler runs again
+    assert Notification.objects(org_id=org).count() == 1
+
+
+def test_an_alert_reaches_the_counselor_by_real_smtp_without_client_data(notify_settings, unique, smtp_server,
+                                                                         dispatcher_for):
+    org = f"o{unique}"
+    set_preferences(org, "co-1", email="co-1@clinic.example")
+    alert = dropped(org, "cl-77", "co-1")
+    handle(alert)
+
+    dispatcher = dispatcher_for(smtp_port=smtp_server.port)
+    dispatcher.run_once()
+    dispatcher.run_once()  # a second pass sends nothing more
+
+    [message] = smtp_server.inbox.to("co-1@clinic.example")
+    assert message["Subject"] == "[Rapport] Alliance alert (task) - high"
+    assert "cl-77" not in message["Subject"]
+    stored = Notification.objects.get(id=domain.notification_id(alert.event_id, "co-1"))
+    assert message["Message-ID"] == stored.deliveries["email"]["message_id"] == domain.message_id([stored.id])
+    assert stored.deliveries["email"]["status"] == "sent" and stored.next_delivery_at is None
+    assert "/clients/cl-77" in message.get_content()
+    assert len(smtp_server.inbox.messages) == 1
+
+
+def test_a_signed_webhook_is_retried_with_backoff_and_the_last_error_is_kept(notify_settings, unique, clock,
+                                                                              webhook_receiver, dispatcher_for):
+    org = f"o{unique}"
+    webhook_receiver.secret = "s" * 64
+    set_preferences(org, "co-1", webhook_url=webhook_receiver.url, webhook_secret=webhook_receiver.secret)
+    webhook_receiver.fail_next = 1
+    alert = dropped(org, "cl-1", "co-1")
+    handle(alert)
+    dispatcher = dispatcher_for()
+    key = domain.notification_id(alert.event_id, "co-1")
+
+    dispatcher.run_once()
+    failed_once = Notification.objects.get(id=key).deliveries["webhook"]
+    assert (failed_once["status"], failed_once["attempts"], failed_once["last_error"]) == ("pending", 1, "HTTP 500")
+    dispatcher.run_once()  # not due yet: backoff
+    assert len(webhook_receiver.received) == 1
+    clock.advance(seconds=61)
+    dispatcher.run_once()
+
+    [accepted] = webhook_receiver.accepted()
+    assert accepted["verified"] and accepted["delivery_id"] == key
+    assert accepted["body"]["notification_id"] == key and accepted["body"]["client_id"] == "cl-1"
+    assert set(accepted["body"]) == {"notification_id", "kind", "severity", "org_id", "clinic_id", "recipient_id",
+                                     "client_id", "counselor_id", "rule", "dimension", "session_number",
+                                     "referral_id", "link", "created_at"}
+    assert Notification.objects.get(id=key).deliveries["webhook"]["status"] == "sent"
+
+
+def test_after_n_failures_a_channel_is_failed_and_the_in_app_copy_stays(notify_settings, unique, clock,
+                                                                        dispatcher_for):
+    org = f"o{unique}"
+    set_preferences(org, "co-1", email="co-1@clinic.example")
+    alert = dropped(org, "cl-1", "co-1")
+    handle(alert)
+    dispatcher = dispatcher_for(smtp_port=1, max_attempts=2)  # nothing listens on port 1
+    dispatcher.run_once()
+    clock.advance(hours=1)
+    dispatcher.run_once()
+
+    stored = Notification.objects.get(id=domain.notification_id(alert.event_id, "co-1"))
+    assert stored.deliveries["email"]["status"] == "failed" and stored.deliveries["email"]["attempts"] == 2
+    assert stored.deliveries["email"]["last_error"] == "ConnectionRefusedError"
+    assert stored.status == "failed" and stored.acknowledged_at is None and stored.next_delivery_at is None
+
+
+def test_quiet_hours_hold_an_ordinary_notification_but_not_a_high_alert(notify_settings, unique, clock,
+                                                                         smtp_server, dispatcher_for):
+    org = f"o{unique}"
+    now = datetime.now(timezone.utc)
+    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    set_preferences(org, "co-1", email="co-1@clinic.example", quiet_start=start, quiet_end=end, timezone="UTC")
+    handle(event(Topic.INTAKE_SUBMITTED, {"intake_id": "i-1", "client_id": "cl-new", "concerns": ["grief"],
+                                          "assigned_counselor_id": "co-1"}, org))
+    handle(dropped(org, "cl-1", "co-1", severity="high"))
+    dispatcher = dispatcher_for(smtp_port=smtp_server.port)
+
+    dispatcher.run_once()
+    assert [m["Subject"] for m in smtp_server.inbox.to("co-1@clinic.example")] == [
+        "[Rapport] Alliance alert (task) - high"]
+    held = Notification.objects.get(org_id=org, kind="new_client").deliveries["email"]
+    assert held["status"] == "pending" and held["due_at"] > now + timedelta(minutes=50)
+
+    clock.advance(hours=1, minutes=5)
+    dispatcher.run_once()
+    assert sorted(m["Subject"] for m in smtp_server.inbox.to("co-1@clinic.example")) == [
+        "[Rapport] Alliance alert (task) - high", "[Rapport] New client assigned"]
+
+
+def test_the_daily_digest_sends_one_email_for_the_days_notifications(notify_settings, unique, clock,
+                                                                     smtp_server, dispatcher_for):
+    org = f"o{unique}"
+    set_preferences(org, "co-1", email="co-1@clinic.example", daily_digest=True, timezone="UTC")
+    for client in ("cl-1", "cl-2", "cl-3"):
+        handle(event(Topic.CLIENT_ASSIGNED, {"client_id": client, "counselor_id": "co-1", "assigned_by": "fd"}, org))
+    dispatcher = dispatcher_for(smtp_port=smtp_server.port)
+    dispatcher.run_once()
+    assert smtp_server.inbox.to("co-1@clinic.example") == []
+
+    clock.advance(days=1)
+    dispatcher.run_once()
+    dispatcher.run_once()
+    [digest] = smtp_server.inbox.to("co-1@clinic.example")
+    assert digest["Subject"] == "[Rapport] Daily digest: 3 notifications"
+    assert all(f"/clients/{c}" in digest.get_content() for c in ("cl-1", "cl-2", "cl-3"))
+    assert {n.deliveries["email"]["status"] for n in Notification.objects(org_id=org)} == {"sent"}
+
+
+def test_an_unacknowledged_high_alert_escalates_to_the_supervisor_once(notify_settings, unique, clock,
+                                                                       smtp_server, dispatcher_for):
+    org = f"o{unique}"
+    handle(staff(org, "co-1", "counselor", supervisor="sup-1"))
+    handle(staff(org, "sup-1", "supervisor"))
+    set_preferences(org, "sup-1", email="sup-1@clinic.example")
+    ignored, acknowledged = dropped(org, "cl-1", "co-1"), dropped(org, "cl-2", "co-1")
+    handle(ignored)
+    handle(acknowledged)
+    Notification.objects(id=domain.notification_id(acknowledged.event_id, "co-1")).update_one(
+        set__acknowledged_at=clock(), unset__escalate_at=True)
+    dispatcher = dispatcher_for(smtp_port=smtp_server.port)
+
+    clock.advance(seconds=NotifySettings().escalate_after_s - 60)  # the due time was stored at creation
+    dispatcher.run_once()
+    assert Notification.objects(org_id=org, recipient_id="sup-1").count() == 0
+    clock.advance(seconds=61)
+    dispatcher.run_once()
+    dispatcher.run_once()
+
+    [escalation] = Notification.objects(org_id=org, recipient_id="sup-1")
+    original = Notification.objects.get(id=domain.notification_id(ignored.event_id, "co-1"))
+    assert escalation.kind == "escalation" and escalation.escalation_of == original.id
+    assert escalation.client_id == "cl-1" and escalation.counselor_id == "co-1"
+    assert original.escalated_to == "sup-1" and original.escalated_at is not None
+    assert [m["Subject"] for m in smtp_server.inbox.to("sup-1@clinic.example")] == [
+        "[Rapport] Escalation: unacknowledged alliance alert (task) - high"]
+
+
+def test_staff_events_out_of_order_keep_the_newest_record(notify_settings, unique):
+    org = f"o{unique}"
+    newer = staff(org, "co-1", "counselor", supervisor="sup-2")
+    older = make_event(Topic.STAFF_UPDATED, {"staff_id": "co-1", "role": "counselor", "clinic_ids": [CLINIC],
+                                             "supervisor_id": "sup-1"}, org_id=org, clinic_id=CLINIC,
+                       producer="tests", occurred_at=newer.occurred_at - timedelta(minutes=5))
+    handle(newer)
+    handle(older)
+    handle(event(Topic.COUNSELOR_UPDATED, {"counselor_id": "co-1", "clinic_ids": [CLINIC, "clinic-b"],
+                                           "supervisor_id": "sup-2"}, org))
+    member = StaffMember.objects.get(id=StaffMember.key(org, "co-1"))
+    assert member.supervisor_id == "sup-2" and member.clinic_ids == [CLINIC, "clinic-b"]

@@ -5,9 +5,10 @@ counselor their own clients), and what lies outside it answers 404.
 """
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
-from flask import abort, request, url_for
+from flask import Response, abort, request, url_for
 from flask_smorest import Blueprint
 
 from services.common.mongo import utcnow
@@ -143,4 +144,4 @@ def export_responses(client_id):
     if not found:
         abort(404)
     bundle = views.questionnaire_responses(found, request.url_root.rstrip("/") + "/fhir")
-    return bundle, 200, {"Content-Type": "application/fhir+json"}
+    return Response(json.dumps(bundle), mimetype="application/fhir+json")

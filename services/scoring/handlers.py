@@ -105,7 +105,7 @@ def _raise_alerts(event: Event, common: dict, alerts: list[domain.Alert], total:
 
 def _apply_to_dyad(score: SessionScore) -> None:
     """Apply the score's stored trajectory update once: conditional on the dyad version it was computed on."""
-    if score.trajectory_after is None:
+    if not score.trajectory_after:
         return  # a late session: scored and checked against the cutoff, but not part of the trajectory
     if score.dyad_version == 0:
         try:

@@ -12,14 +12,17 @@ from services.common.web import kafka_ext, require_identity
 
 from . import domain, handlers
 from .commands import AcceptReferral, DeclineReferral
-from .models import IntakeView, visible_referrals
-from .schemas import (AcceptSchema, DeclineSchema, IntakeViewSchema, ReferralQuerySchema, ReferralSchema)
+from .models import CounselorView, IntakeView, visible_referrals
+from .schemas import (AcceptSchema, CounselorViewSchema, DeclineSchema, IntakeViewSchema, ReferralQuerySchema,
+                      ReferralSchema)
 
 ALL_STAFF = ("admin", "supervisor", "counselor", "front_desk")
 DECIDERS = ("admin", "supervisor")
 
 intakes = Blueprint("intakes", __name__, url_prefix="/api/intakes",
                     description="Intakes as referral received them from intake.submitted")
+counselors = Blueprint("counselors", __name__, url_prefix="/api/counselors",
+                       description="The counselors referral matches against, as counselor.updated described them")
 referrals = Blueprint("referrals", __name__, url_prefix="/api/referrals",
                       description="Counselor recommendations and the supervisors' decisions")
 
@@ -29,6 +32,18 @@ referrals = Blueprint("referrals", __name__, url_prefix="/api/referrals",
 def get_intake(intake_id):
     identity = require_identity(*ALL_STAFF)
     return IntakeView.objects(id=intake_id, **identity.clinic_filter()).first() or abort(404)
+
+
+@counselors.get("")
+@counselors.response(200, CounselorViewSchema(many=True))
+@counselors.paginate(QuerySetPage)
+def list_counselors():
+    """Counselors of the caller's clinics (admins: the whole organisation), by id."""
+    identity = require_identity(*ALL_STAFF)
+    query = CounselorView.objects(org_id=identity.org_id)
+    if not identity.is_admin:
+        query = query.filter(clinic_ids__in=list(identity.clinic_ids))
+    return query.order_by("id")
 
 
 @referrals.get("")

@@ -7,7 +7,7 @@ from flask import Flask
 
 from services.common.web import create_service_app
 
-from .api import intakes, referrals
+from .api import counselors, intakes, referrals
 from .pages import pages
 
 
@@ -15,5 +15,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app, api = create_service_app(__name__, "referral", config)
     api.register_blueprint(intakes)
     api.register_blueprint(referrals)
+    api.register_blueprint(counselors)
     app.register_blueprint(pages)
     return app

@@ -43,6 +43,19 @@ class ReferralSchema(ResponseSchema):
     decision_note = fields.String(allow_none=True)
 
 
+class CounselorViewSchema(ResponseSchema):
+    id = fields.String(metadata={"description": "the counselor id (names are in intake's directory)"})
+    clinic_ids = fields.List(fields.String())
+    specialties = fields.List(fields.String())
+    languages = fields.List(fields.String())
+    modalities = fields.List(fields.String())
+    weekly_capacity = fields.Integer()
+    caseload = fields.Integer()
+    accepting_new_clients = fields.Boolean()
+    active = fields.Boolean()
+    as_of = fields.AwareDateTime(metadata={"description": "when the snapshot was taken"})
+
+
 class ReferralQuerySchema(RequestSchema):
     status = fields.String(validate=validate.OneOf((OPEN, ACCEPTED, DECLINED)))
     client_id = IdField()

@@ -356,6 +356,15 @@ def test_intake_view_needs_an_identity_of_the_organisation(referral_app, open_re
     assert seen.json["concerns"] == ["trauma"]
 
 
+def test_counselors_known_to_referral_are_listed_by_clinic(referral_app, open_referral):
+    org, client = open_referral.org_id, referral_app.test_client()
+    listed = client.get("/api/counselors", headers=bearer(referral_app, org, "front_desk"))
+    assert [c["id"] for c in listed.json] == ["co-en", "co-full", "co-leaving", "co-plain", "co-trauma"]
+    assert listed.json[1]["caseload"] == 10
+    elsewhere = client.get("/api/counselors", headers=bearer(referral_app, org, clinics=(OTHER_CLINIC,)))
+    assert elsewhere.json == []
+
+
 # --- the supervisors' page --------------------------------------------------------------------------------
 
 def sign_in(app, client, org, role="supervisor", staff="sup-1"):

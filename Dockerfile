@@ -1,6 +1,6 @@
-# One image for every Rapport process: the four APIs (gunicorn), the four workers and `ensure-topics`.
-# docker-compose.yml picks the process with `command:`; the default is the intake API.
-FROM python:3.11-slim
+# One image for every Rapport process: the four APIs (gunicorn), the four workers and `rapport ensure-topics`.
+# docker-compose.yml and deploy/k8s pick the process with `command:`; the default is the intake API.
+FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,8 +21,13 @@ COPY services ./services
 COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin rapport
+    && groupadd --system --gid 10001 rapport \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin rapport
 
-USER rapport
-EXPOSE 8001 8002 8003 8004
+# Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd. Nothing in /app is
+# writable by this user: the processes write only to /tmp (gunicorn's heartbeat files, the metrics
+# directory), which Kubernetes mounts as an emptyDir under a read-only root filesystem.
+USER 10001:10001
+# The APIs (8001-8004) and every worker's probe and metrics server (RAPPORT_WORKER_HTTP_PORT).
+EXPOSE 8001 8002 8003 8004 9100
 CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "-b", "0.0.0.0:8001", "services.intake.app:create_app()"]

@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from kafka.errors import KafkaError
 
 from services.common import mongo
 from services.common.events import Topic, decode_event, encode_event, make_event, new_id
-from services.common.kafka import EventProducer
 from services.notify import domain
 from services.notify.config import NotifySettings
 from services.notify.delivery import Dispatcher
 from services.notify.handlers import EVENT_HANDLERS
 from services.notify.models import Notification, RecipientPreferences, StaffMember
-from tests.integration.test_notify_receivers import smtp_server, webhook_receiver  # noqa: F401 (fixtures)
-from tests.support.kafka_reader import send_raw, wait_for
+from tests.integration.test_notify_harness import publish, smtp_server, webhook_receiver  # noqa: F401 (fixtures)
+from tests.support.kafka_reader import send_raw
 
 CLINIC = "clinic-a"
 
@@ -68,25 +66,6 @@ def dispatcher_for(notify_settings, clock):
         return Dispatcher(notify_settings, NotifySettings(**{"retry_base_s": 60, "smtp_timeout_s": 5, **config}),
                           clock=clock)
     return make
-
-
-def publish(settings, events):
-    producer = EventProducer(settings)
-    try:
-        for e in events:
-            key = e.payload.get("client_id") or e.payload.get("staff_id") or e.payload["counselor_id"]
-            # On a broker started moments ago, partition leaders may still be moving: retry those sends.
-            wait_for(lambda: _sent(producer, e, key), timeout_s=30, interval_s=0.5)
-    finally:
-        producer.close()
-
-
-def _sent(producer, e, key) -> bool:
-    try:
-        producer.publish(e, key)
-        return True
-    except KafkaError:
-        return False
 
 
 def set_preferences(org, staff_id, **fields):

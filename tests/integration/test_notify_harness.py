@@ -1,8 +1,10 @@
-"""The real receivers notify's tests deliver to: an SMTP server (aiosmtpd) and an HTTP server that checks
-the webhook signature. Imported by the other notify tests; the tests here check the receivers themselves,
-so that a delivery test cannot pass because its receiver accepts anything."""
+"""What notify's tests share: the real receivers they deliver to (an SMTP server from aiosmtpd, an HTTP
+server that checks the webhook signature) and a publisher that survives a freshly started broker.
+Imported by the other notify tests; the tests here check the receivers themselves, so that a delivery test
+cannot pass because its receiver accepts anything."""
 from __future__ import annotations
 
+import asyncio
 import json
 import smtplib
 import threading
@@ -14,19 +16,49 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
+from kafka.errors import KafkaError
 
+from services.common.config import Settings
+from services.common.events import Event
+from services.common.kafka import EventProducer
 from services.notify import domain
 from tests.support.components import free_port
+from tests.support.kafka_reader import wait_for
+
+
+def publish(settings: Settings, events: list[Event]) -> None:
+    """Publish keyed as the platform does (client id, else staff or counselor id). On a broker started
+    moments ago partition leaders may still move, so a send that failed is tried again (same event id:
+    a double is deduplicated by the consumer)."""
+    producer = EventProducer(settings)
+    try:
+        for e in events:
+            key = e.payload.get("client_id") or e.payload.get("staff_id") or e.payload["counselor_id"]
+            wait_for(lambda: _sent(producer, e, key), timeout_s=30, interval_s=0.5)
+    finally:
+        producer.close()
+
+
+def _sent(producer: EventProducer, e: Event, key: str) -> bool:
+    try:
+        producer.publish(e, key)
+        return True
+    except KafkaError:
+        return False
 
 
 class SmtpInbox:
-    """aiosmtpd handler keeping every accepted message with its envelope recipients."""
+    """aiosmtpd handler keeping every accepted message with its envelope recipients; `delay_s` paces the
+    server like a slow relay, so a test can kill a sender between messages."""
 
-    def __init__(self):
+    def __init__(self, delay_s: float = 0.0):
         self.messages: list[tuple[list[str], EmailMessage]] = []
+        self.delay_s = delay_s
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         with self._lock:
             self.messages.append((list(envelope.rcpt_tos), message))
@@ -38,8 +70,8 @@ class SmtpInbox:
 
 
 class SmtpServer:
-    def __init__(self):
-        self.inbox = SmtpInbox()
+    def __init__(self, delay_s: float = 0.0):
+        self.inbox = SmtpInbox(delay_s)
         self.port = free_port()
         self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
 

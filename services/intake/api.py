@@ -5,14 +5,16 @@ from contextlib import contextmanager
 from functools import wraps
 from datetime import datetime, time, timedelta, timezone
 
+from flask import g, request
 from flask_smorest import Blueprint, abort
 
 from services.common.auth import Identity, issue_token
+from services.common.ratelimit import too_many
 from services.common.schemas import QuerySetPage
 from services.common.web import kafka_ext, require_identity, settings
 
 from . import domain, handlers, links
-from .accounts import authenticate
+from .accounts import sign_in, throttle
 from .commands import (AssignCounselor, CreateClinic, CreateFeedbackRequest, CreateStaff, RecordSession,
                        RegisterClient, SubmitFeedback, UpdateClinic, UpdateStaff)
 from .directory import counselor_views, search_counselors
@@ -74,9 +76,13 @@ def run(cmd):
 @auth.arguments(TokenRequestSchema)
 @auth.response(200, TokenSchema)
 @auth.alt_response(401, description="Unknown e-mail or wrong password")
+@auth.alt_response(429, description="Too many attempts for this account or address; see Retry-After")
 def create_token(data):
     """Exchange a staff member's e-mail and password for a bearer token (JWT) every service accepts."""
-    identity = authenticate(data["email"], data["password"])
+    decision = throttle(data["email"], request.remote_addr)
+    if not decision.allowed:
+        return too_many(decision)
+    identity = sign_in(data["email"], data["password"], g.get("request_id"))
     if identity is None:
         abort(401, message="Unknown e-mail or wrong password.")
     s = settings()
@@ -293,7 +299,8 @@ def link_url(request: FeedbackRequest) -> str:
 
 
 def with_url(request: FeedbackRequest) -> dict:
-    return {**FeedbackRequestSchema().dump(request), "url": link_url(request)}
+    fields = {name: getattr(request, name, None) for name in FeedbackRequestSchema().dump_fields}
+    return {**fields, "url": link_url(request)}
 
 
 # --- feedback entered by staff ---

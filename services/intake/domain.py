@@ -72,11 +72,13 @@ class FormItem:
 
 def instrument_form(definition: Mapping[str, Any], supplied_texts: Mapping[str, str]) -> list[FormItem]:
     """The items a client answers. An item shipped without text (a licensed scale's wording is not ours to
-    ship) shows the text the organisation supplied, else its number."""
+    ship) shows the text the organisation supplied, else its number (and short label, if any). Answers are
+    whole numbers: a 0-10 "visual analogue" item is offered as eleven steps, which a phone handles well."""
     items = []
     for number, raw in enumerate(definition["item"], start=1):
-        text = raw.get("text") or supplied_texts.get(raw["linkId"]) or f"Item {number}"
         extra = raw["rapport"]
+        fallback = f"Item {raw.get('prefix') or number}" + (f": {extra['label']}" if extra.get("label") else "")
+        text = raw.get("text") or supplied_texts.get(raw["linkId"]) or fallback
         items.append(FormItem(raw["linkId"], text, int(extra["min"]), int(extra["max"])))
     return items
 

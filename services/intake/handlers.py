@@ -224,6 +224,7 @@ def register_client(cmd: RegisterClient, publish: Publish) -> Client:
         first_name=cmd.first_name, last_name=cmd.last_name, date_of_birth=cmd.date_of_birth,
         email=cmd.email, phone=cmd.phone, concerns=list(cmd.concerns), preferences=dict(cmd.preferences),
         urgency=cmd.urgency, notes=cmd.notes, counselor_id=cmd.counselor_id, assignments=assignments,
+        assignment_ids=[a.assignment_id for a in assignments],
         created_by=actor.staff_id, pending_events=[outbox_entry(e, key=client_id) for e in events],
     )
     client.save(force_insert=True)
@@ -250,8 +251,8 @@ def _assign(client: Client, counselor_id: str, *, assigned_by: str, assignment_i
     }, org_id=client.org_id, clinic_id=client.clinic_id, producer=PRODUCER, correlation_id=correlation_id)
     entry = Assignment(assignment_id=assignment_id, counselor_id=counselor_id, previous_counselor_id=previous,
                        assigned_by=assigned_by, referral_id=referral_id)
-    recorded = Client.objects(id=client.id, assignments__assignment_id__ne=assignment_id).update_one(
-        set__counselor_id=counselor_id, push__assignments=entry,
+    recorded = Client.objects(id=client.id, assignment_ids__ne=assignment_id).update_one(
+        set__counselor_id=counselor_id, push__assignments=entry, push__assignment_ids=assignment_id,
         push__pending_events=outbox_entry(event, key=client.id))
     client.reload()
     # Also after a redelivery (recorded == 0): publish whatever the first attempt left pending.

@@ -81,6 +81,9 @@ class Client(OutboxDocument):
     notes = me.StringField()
     counselor_id = me.StringField()
     assignments = me.ListField(me.EmbeddedDocumentField(Assignment))
+    # The assignments' ids again, as plain strings: FerretDB 1.24 cannot match `$ne` through an array of
+    # embedded documents, and "not yet recorded" is what makes an assignment happen at most once.
+    assignment_ids = me.ListField(me.StringField())
     created_by = me.StringField(required=True)
     created_at = me.DateTimeField(default=utcnow)
     meta = {"collection": "clients", "indexes": [("org_id", "clinic_id", "created_at"), "counselor_id"]}

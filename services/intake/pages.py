@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
@@ -17,7 +17,7 @@ from services.common.web import (clear_session_cookie, kafka_ext, require_page_i
                                  settings, signin_redirect)
 
 from . import domain, handlers, links
-from .accounts import authenticate
+from .accounts import sign_in, throttle
 from .api import link_url
 from .commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateFeedbackRequest,
                        RecordSession, RegisterClient)
@@ -61,7 +61,13 @@ def signin_form():
 @pages.post("/signin")
 def signin():
     email, target = request.form.get("email", ""), request.form.get("next", "")
-    identity = authenticate(email, request.form.get("password", ""))
+    decision = throttle(email, request.remote_addr)
+    if not decision.allowed:
+        minutes = -(-decision.retry_after_s // 60)
+        return render_template("signin.html", next=target, email=email,
+                               error=f"Too many attempts. Please wait {minutes} minutes and try again."), \
+            429, {"Retry-After": str(decision.retry_after_s)}
+    identity = sign_in(email, request.form.get("password", ""), g.get("request_id"))
     if identity is None:
         return render_template("signin.html", next=target, email=email,
                                error="That e-mail and password do not match an active account."), 401

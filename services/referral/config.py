@@ -26,7 +26,7 @@ def load_matching_config(environ: Mapping[str, str]) -> MatchingConfig:
             else:
                 values[field.name] = type(default)(raw)
         except ValueError:
-            raise ValueError(f"{PREFIX}{field.name.upper()} must be a {type(default).__name__}") from None
+            raise ValueError(f"{PREFIX}{field.name.upper()} must be of type {type(default).__name__}") from None
     return replace(defaults, **values)
 
 

@@ -12,7 +12,10 @@ from services.common.kafka import EventProducer
 from services.referral import handlers
 from services.referral.app import create_app
 from services.referral.handlers import EVENT_HANDLERS, referral_id_for
-from services.referral.models import ClientView, CounselorFit, CounselorView, ParkedEvent, Referral
+from services.common.outbox import relay_pending
+from services.referral.models import (OUTBOX_DOCUMENTS, ClientView, CounselorFit, CounselorView, ParkedEvent,
+                                      Referral)
+from tests.support.components import free_port
 from tests.support.kafka_reader import events_on, read_topic, send_raw
 
 CLINIC, OTHER_CLINIC = "clinic-a", "clinic-b"
@@ -397,3 +400,24 @@ def test_the_page_shows_front_desk_the_referrals_without_forms(referral_app, ope
     html = client.get("/referrals").get_data(as_text=True)
     assert "co-trauma" in html and "/accept" not in html
     assert client.post(f"/referrals/{open_referral.id}/accept", data={"counselor_id": "co-trauma"}).status_code == 403
+
+
+def test_a_decision_taken_while_the_broker_is_away_is_published_by_the_relay(
+        components, settings_for, producer, open_referral):
+    settings = settings_for("referral")
+    offline = create_app({"kafka_bootstrap": f"127.0.0.1:{free_port()}", "mongo_uri": settings.mongo_uri,
+                          "db_prefix": settings.db_prefix})
+    try:
+        response = offline.test_client().post(f"/api/referrals/{open_referral.id}/accept",
+                                              json={"counselor_id": "co-trauma"},
+                                              headers=bearer(offline, open_referral.org_id))
+    finally:
+        offline.extensions["rapport.kafka"].close()
+
+    assert response.status_code == 200  # decided and stored with its event
+    assert len(Referral.objects.get(id=open_referral.id).pending_events) == 1
+    assert decided(components, open_referral.org_id) == []
+    assert relay_pending(OUTBOX_DOCUMENTS, producer.send, older_than=timedelta(0)) == 1
+    assert relay_pending(OUTBOX_DOCUMENTS, producer.send, older_than=timedelta(0)) == 0
+    [on_topic] = decided(components, open_referral.org_id)
+    assert on_topic["payload"]["new_counselor_id"] == "co-trauma"

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
+from marshmallow import ValidationError
 
 from services.common.mongo import utcnow
 from services.common.web import require_page_identity, settings, signin_redirect
 
-from . import queries
+from . import domain, queries
 from .notifications import acknowledge
+from .preferences import dump, preferences_for, replace_preferences
+from .schemas import PreferencesSchema
 
 pages = Blueprint("pages", __name__, template_folder="templates")
 
@@ -53,3 +56,37 @@ def supervision_page():
     if identity is None:
         return signin_redirect()
     return render_template("supervision.html", **queries.supervision(identity))
+
+
+@pages.get("/preferences")
+def preferences_page():
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    return _preferences_form(dump(preferences_for(identity)), {})
+
+
+@pages.post("/preferences")
+def save_preferences_page():
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    form = request.form
+    submitted = {
+        "email": form.get("email") or None, "webhook_url": form.get("webhook_url") or None,
+        "rotate_webhook_secret": "rotate_webhook_secret" in form,
+        "channels": {kind: form.getlist(f"channels.{kind}") for kind in domain.KINDS},
+        "quiet_hours": ({"start": form["quiet_start"], "end": form["quiet_end"]}
+                        if form.get("quiet_start") or form.get("quiet_end") else None),
+        "timezone": form.get("timezone") or "UTC", "daily_digest": "daily_digest" in form}
+    try:
+        data = PreferencesSchema().load(submitted)
+    except ValidationError as exc:
+        return _preferences_form(submitted, exc.messages), 422
+    return _preferences_form(dump(*replace_preferences(identity, data)), {}, saved=True)
+
+
+def _preferences_form(values: dict, errors: dict, saved: bool = False):
+    # No flash(): services keep no Flask session (identity travels in the token cookie only).
+    return render_template("preferences.html", values=values, errors=errors, kinds=domain.KINDS,
+                           channels=domain.EXTERNAL_CHANNELS, saved=saved)

@@ -160,3 +160,22 @@ def test_pages_show_the_inbox_and_embed_the_alliance_chart(notify, org):
     acked = client.post(f"/inbox/{item.id}/ack")
     assert acked.status_code == 303 and Notification.objects.get(id=item.id).acknowledged_at is not None
     assert client.get("/supervision").status_code == 403
+
+
+def test_the_settings_page_saves_the_form_and_shows_a_new_webhook_secret_once(notify, org):
+    client = notify.test_client()
+    client.set_cookie("rapport_token", auth(notify, org, "co-1", "counselor")["Authorization"][7:])
+    form = {"email": "co-1@clinic.example", "webhook_url": "https://chat.example.org/hook",
+            "channels.alliance_dropped": ["email", "webhook"], "channels.new_client": ["webhook"],
+            "quiet_start": "22:00", "quiet_end": "07:00", "timezone": "Europe/Berlin"}
+
+    saved = client.post("/preferences", data=form)
+    again = client.post("/preferences", data=form)
+    invalid = client.post("/preferences", data={**form, "email": "nope"})
+
+    assert saved.status_code == 200 and 'data-testid="webhook-secret"' in saved.get_data(as_text=True)
+    assert 'data-testid="webhook-secret"' not in again.get_data(as_text=True)
+    assert invalid.status_code == 422 and 'id="email-error"' in invalid.get_data(as_text=True)
+    stored = client.get("/api/preferences", headers=auth(notify, org, "co-1", "counselor")).get_json()
+    assert stored["channels"]["new_client"] == ["webhook"] and stored["channels"]["referral_accepted"] == []
+    assert stored["quiet_hours"] == {"start": "22:00", "end": "07:00"} and stored["email"] == "co-1@clinic.example"

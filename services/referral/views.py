@@ -66,11 +66,14 @@ def client_view(event: Event, client_id: str) -> ClientView:
 
 
 def known_client(event: Event, client_id: str) -> ClientView | None:
-    """The client if referral has seen their intake (so knows concerns and preferences), else None."""
+    """The client if referral has seen their intake (so knows concerns and preferences), else None;
+    InvalidEvent if the event names another organisation or clinic than the client's."""
     view = ClientView.objects(id=client_id).first()
     if view is None or view.intake_id is None:
         return None
     _same_org(view.org_id, event)
+    if view.clinic_id != event.clinic_id:
+        raise InvalidEvent(f"{event.type}: the client belongs to another clinic")
     return view
 
 

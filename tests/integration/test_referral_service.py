@@ -169,6 +169,18 @@ def test_an_exit_interview_before_the_intake_waits_for_it(db, producer, unique):
     assert referral.pending_events == []
 
 
+def test_a_trigger_naming_another_clinic_or_organisation_than_the_clients_is_refused(db, producer, unique):
+    org, client_id = f"o{unique}", f"cl-{unique}"
+    handle_all([*directory_events(org), intake(org, client_id, "co-leaving")], producer.send)
+    wrong_clinic = exit_interview(org, client_id, "co-leaving")
+    wrong_clinic = event(Topic.EXIT_INTERVIEW_SUBMITTED, dict(wrong_clinic.payload), org, clinic=OTHER_CLINIC)
+    wrong_org = event(Topic.EXIT_INTERVIEW_SUBMITTED, dict(wrong_clinic.payload), f"x{org}")
+    for refused in (wrong_clinic, wrong_org):
+        with pytest.raises(InvalidEvent):
+            handle_all([refused], producer.send)
+    assert Referral.objects(org_id=org, reason="exit_interview").count() == 0
+
+
 # --- read models ------------------------------------------------------------------------------------------
 
 def test_counselor_snapshots_keep_the_newest_and_refuse_another_organisation(db, unique):

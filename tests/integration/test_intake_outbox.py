@@ -5,20 +5,28 @@ import threading
 from datetime import timedelta
 
 from services.common import mongo
+from services.common.auth import Identity, issue_token
+from services.common.config import Settings
 from services.common.events import Topic
 from services.common.kafka import ConsumerLoop, EventProducer
 from services.common.outbox import relay_pending
-from services.intake.models import Intake
+from services.intake.models import Client, Clinic
 from tests.support.components import free_port
 from tests.support.kafka_reader import events_on, wait_for
 
-INTAKE_BODY = {"client": {"first_name": "Canary", "last_name": "Phi-Check", "email": "canary@example.org"},
+INTAKE_BODY = {"first_name": "Canary", "last_name": "Phi-Check", "email": "canary@example.org",
                "concerns": ["grief", "sleep"], "preferences": {"language": "es", "modality": "telehealth"},
                "urgency": "soon", "notes": "private note"}
 
 
 def post_intake(app, org):
-    return app.test_client().post("/api/intakes", json={"org_id": org, "clinic_id": "clinic-a", **INTAKE_BODY})
+    """Register a client as front desk of the organisation `org` (its clinic is created on first use)."""
+    clinic = f"{org}-a"
+    if Clinic.objects(id=clinic).first() is None:
+        Clinic(id=clinic, org_id=org, name="A").save()
+    token = issue_token(Settings.load("intake"), Identity(f"desk-{org}", org, (clinic,), "front_desk"))
+    return app.test_client().post("/api/clients", json={"clinic_id": clinic, **INTAKE_BODY},
+                                  headers={"Authorization": f"Bearer {token}"})
 
 
 def test_accepted_intake_is_published_once_with_ids_and_codes_only(components, intake_app, unique):
@@ -27,11 +35,11 @@ def test_accepted_intake_is_published_once_with_ids_and_codes_only(components, i
     response = post_intake(app, unique)
 
     assert response.status_code == 201
-    intake = Intake.objects.get(id=response.json["id"])
-    assert intake.pending_events == []  # published and pulled in the request
+    client = Client.objects.get(id=response.json["id"])
+    assert client.pending_events == []  # published and pulled in the request
     [event] = events_on(components.kafka_bootstrap, Topic.INTAKE_SUBMITTED, lambda e: e["org_id"] == unique)
-    assert event["payload"]["intake_id"] == intake.id
-    assert event["payload"]["client_id"] == intake.client_id
+    assert event["payload"]["intake_id"] == client.intake_id
+    assert event["payload"]["client_id"] == client.id
     assert event["payload"]["concerns"] == ["grief", "sleep"]
     raw = str(event)
     for private in ("Canary", "Phi-Check", "canary@example.org", "private note"):
@@ -46,19 +54,19 @@ def test_intake_accepted_while_the_broker_is_down_is_published_by_the_relay(
     response = post_intake(app, unique)
 
     assert response.status_code == 201  # accepted: it is in the database with its event
-    intake = Intake.objects.get(id=response.json["id"])
-    assert len(intake.pending_events) == 1
+    client = Client.objects.get(id=response.json["id"])
+    assert len(client.pending_events) == 1
     assert events_on(components.kafka_bootstrap, Topic.INTAKE_SUBMITTED, lambda e: e["org_id"] == unique) == []
 
     producer = EventProducer(settings)
     try:
-        assert relay_pending([Intake], producer.send, older_than=timedelta(0)) == 1
-        assert relay_pending([Intake], producer.send, older_than=timedelta(0)) == 0
+        assert relay_pending([Client], producer.send, older_than=timedelta(0)) == 1
+        assert relay_pending([Client], producer.send, older_than=timedelta(0)) == 0
     finally:
         producer.close()
-    assert Intake.objects.get(id=intake.id).pending_events == []
+    assert Client.objects.get(id=client.id).pending_events == []
     published = events_on(components.kafka_bootstrap, Topic.INTAKE_SUBMITTED, lambda e: e["org_id"] == unique)
-    assert [e["payload"]["intake_id"] for e in published] == [intake.id]
+    assert [e["payload"]["intake_id"] for e in published] == [client.intake_id]
 
 
 def test_relay_leaves_events_younger_than_the_grace_period(settings_for, intake_app, unique):
@@ -67,7 +75,7 @@ def test_relay_leaves_events_younger_than_the_grace_period(settings_for, intake_
     assert post_intake(app, unique).status_code == 201
     producer = EventProducer(settings)
     try:
-        assert relay_pending([Intake], producer.send, older_than=timedelta(minutes=5)) == 0
+        assert relay_pending([Client], producer.send, older_than=timedelta(minutes=5)) == 0
     finally:
         producer.close()
 

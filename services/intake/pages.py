@@ -148,7 +148,7 @@ def _flatten(messages, prefix: str = "") -> dict[str, str]:
         if isinstance(value, dict) and not all(isinstance(k, int) for k in value):
             flat.update(_flatten(value, name))
         elif isinstance(value, dict):  # errors of list items: one message for the list
-            flat[prefix or str(key)] = next(iter(value.values()))[0]
+            flat[name] = next(iter(value.values()))[0]
         else:
             flat[name] = value[0]
     return flat

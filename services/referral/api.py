@@ -66,6 +66,8 @@ def get_referral(referral_id):
 @referrals.post("/<referral_id>/accept")
 @referrals.arguments(AcceptSchema)
 @referrals.response(200, ReferralSchema)
+@referrals.alt_response(404, description="No such referral in the caller's clinics")
+@referrals.alt_response(409, description="The referral was decided already")
 def accept_referral(data, referral_id):
     """A supervisor picks one of the candidates; publishes `referral.decided` (intake reassigns the client)."""
     identity = require_identity(*DECIDERS)
@@ -76,6 +78,8 @@ def accept_referral(data, referral_id):
 @referrals.post("/<referral_id>/decline")
 @referrals.arguments(DeclineSchema)
 @referrals.response(200, ReferralSchema)
+@referrals.alt_response(404, description="No such referral in the caller's clinics")
+@referrals.alt_response(409, description="The referral was decided already")
 def decline_referral(data, referral_id):
     """A supervisor declines with a reason code; the note stays here. Publishes `referral.decided`."""
     identity = require_identity(*DECIDERS)

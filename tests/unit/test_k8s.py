@@ -22,6 +22,7 @@ import yaml
 from services.common.config import Settings
 from tests.unit.test_compose import (API_PORTS, DOCKERFILE, ENV_DIR, FOREIGN_APP_VARS, NGINX_CONF, PREFIXES,
                                      PROXY_DIR, ROOT, SERVICES, UPSTREAMS_MOUNT, argv, assert_env_is_read_by_the_code,
+                                     compose_services,
                                      assert_env_loads, assert_runs_ensure_topics, assert_runs_existing_code,
                                      filled_in, gunicorn_app, nginx_http, option, parse_nginx, python_module,
                                      read_env_file, tls_server, upstream_servers)
@@ -430,6 +431,13 @@ def test_the_proxy_mounts_its_config_and_certificate_where_nginx_reads_them(vari
     tls_mount = mounts[posixpath.dirname(certificate[0])]
     assert volumes[tls_mount["name"]]["secret"]["secretName"] == "rapport-tls"
     assert "emptyDir" in volumes[mounts["/tmp"]["name"]], "nginx writes its temporary files to /tmp"
+
+
+def test_the_proxy_runs_the_same_nginx_as_on_a_docker_host():
+    container = only_container(objects("base", "Deployment")[PROXY])
+    compose_proxy = compose_services()["proxy"]
+    assert container["image"] == compose_proxy["image"]
+    assert container["command"] == compose_proxy["entrypoint"]
 
 
 def test_the_proxy_routes_each_prefix_to_the_service_of_its_api():

@@ -7,8 +7,10 @@ import pytest
 from services.common.auth import Identity, issue_token
 from services.common.events import Topic, decode_event, encode_event, make_event, new_id
 from services.notify.app import create_app
+from services.notify.config import NotifySettings
+from services.notify.delivery import Dispatcher
 from services.notify.handlers import EVENT_HANDLERS
-from services.notify.models import Notification
+from services.notify.models import Notification, RecipientPreferences
 
 CLINIC = "clinic-a"
 
@@ -179,3 +181,16 @@ def test_the_settings_page_saves_the_form_and_shows_a_new_webhook_secret_once(no
     stored = client.get("/api/preferences", headers=auth(notify, org, "co-1", "counselor")).get_json()
     assert stored["channels"]["new_client"] == ["webhook"] and stored["channels"]["referral_accepted"] == []
     assert stored["quiet_hours"] == {"start": "22:00", "end": "07:00"} and stored["email"] == "co-1@clinic.example"
+
+
+def test_a_failing_delivery_is_visible_with_its_last_error(notify, org):
+    RecipientPreferences(id=RecipientPreferences.key(org, "co-1"), org_id=org, staff_id="co-1",
+                         email="co-1@clinic.example").save()
+    item = alert(org, "co-1")
+    Dispatcher(notify.extensions["rapport.settings"], NotifySettings(smtp_port=1)).run_once()  # nobody listens
+
+    shown = notify.test_client().get(f"/api/inbox/{item.id}", headers=auth(notify, org, "co-1", "counselor"))
+
+    email = shown.get_json()["deliveries"]["email"]
+    assert (email["status"], email["attempts"], email["last_error"]) == ("pending", 1, "ConnectionRefusedError")
+    assert shown.get_json()["status"] == "pending" and shown.get_json()["acknowledged_at"] is None

@@ -41,7 +41,10 @@ def publish(settings, *events):
 
 
 def payloads(bootstrap, topic, org):
-    return [e["payload"] | {"event_id": e["event_id"]} for e in events_on(bootstrap, topic, lambda e: e["org_id"] == org)]
+    """This org's events on a topic, one per event id: another scoring worker on the shared topics (the e2e
+    platform's, in a full run) derives the very same events, ids included, and consumers dedupe by id."""
+    unique_events = {e["event_id"]: e for e in events_on(bootstrap, topic, lambda e: e["org_id"] == org)}
+    return [e["payload"] | {"event_id": event_id} for event_id, e in unique_events.items()]
 
 
 # A client whose alliance holds for three sessions, then falls in the task dimension.

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from flask import Response, abort, request, url_for
 from flask_smorest import Blueprint
 
+from services.common.instruments import instrument_definitions
 from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
 from services.common.web import require_identity
@@ -33,6 +34,8 @@ alerts = Blueprint("alerts", __name__, url_prefix="/api/alerts", description="Al
 clinics = Blueprint("clinics", __name__, url_prefix="/api/clinics",
                     description="Per clinic: summary and alert settings")
 fhir = Blueprint("fhir", __name__, url_prefix="/api/clients", description="FHIR export of a client's responses")
+instruments = Blueprint("instruments", __name__, url_prefix="/api/instruments",
+                        description="The shipped instrument definitions (FHIR Questionnaire); no client data")
 
 
 @scores.get("")
@@ -143,5 +146,21 @@ def export_responses(client_id):
                  .order_by("session_number", "submitted_at"))
     if not found:
         abort(404)
-    bundle = views.questionnaire_responses(found, request.url_root.rstrip("/") + "/fhir")
+    bundle = views.questionnaire_responses(found, url_for("instruments.list_instruments", _external=True),
+                                           url_for("scores.list_scores", _external=True))
     return Response(json.dumps(bundle), mimetype="application/fhir+json")
+
+
+@instruments.get("")
+@instruments.response(200, description="Ids and titles of the shipped instruments")
+def list_instruments():
+    return Response(json.dumps([{"id": i, "title": d.get("title", i)} for i, d in instrument_definitions().items()]),
+                    mimetype="application/json")
+
+
+@instruments.get("/<instrument_id>")
+@instruments.response(200, description="A FHIR Questionnaire", content_type="application/fhir+json")
+def get_instrument(instrument_id):
+    """An instrument's definition, as the Questionnaire its QuestionnaireResponses refer to."""
+    definition = instrument_definitions().get(instrument_id) or abort(404)
+    return Response(json.dumps(definition), mimetype="application/fhir+json")

@@ -7,13 +7,13 @@ from flask import Flask
 
 from services.common.web import create_service_app
 
-from .api import alerts, clinics, fhir, scores, trajectories
+from .api import alerts, clinics, fhir, instruments, scores, trajectories
 from .pages import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app, api = create_service_app(__name__, "scoring", config)
-    for blueprint in (scores, trajectories, alerts, clinics, fhir):
+    for blueprint in (scores, trajectories, alerts, clinics, fhir, instruments):
         api.register_blueprint(blueprint)
     app.register_blueprint(pages)
     return app

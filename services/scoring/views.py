@@ -86,8 +86,9 @@ def clinic_summary(identity: Identity, clinic_id: str, since: date) -> dict[str,
     }
 
 
-def questionnaire_responses(scores: list[SessionScore], base_url: str) -> dict[str, Any]:
-    """A FHIR R4 Bundle (collection) of QuestionnaireResponse resources, one per scored session."""
+def questionnaire_responses(scores: list[SessionScore], questionnaires_url: str, scores_url: str) -> dict[str, Any]:
+    """A FHIR R4 Bundle (collection) of QuestionnaireResponse resources, one per scored session; each refers
+    to its Questionnaire at `<questionnaires_url>/<instrument id>` and is found at `<scores_url>/<id>`."""
     instruments = shipped_instruments()
     entries = []
     for s in scores:
@@ -95,7 +96,7 @@ def questionnaire_responses(scores: list[SessionScore], base_url: str) -> dict[s
         order = [i.link_id for i in instrument.items] if instrument else sorted(s.answers)
         resource = {
             "resourceType": "QuestionnaireResponse", "id": s.id,
-            "questionnaire": f"{base_url}/Questionnaire/{s.instrument_id}", "status": "completed",
+            "questionnaire": f"{questionnaires_url}/{s.instrument_id}", "status": "completed",
             "subject": {"identifier": {"system": "urn:rapport:client", "value": s.client_id}},
             "author": {"identifier": {"system": "urn:rapport:client", "value": s.client_id}},
             "authored": s.submitted_at.isoformat(),
@@ -104,7 +105,7 @@ def questionnaire_responses(scores: list[SessionScore], base_url: str) -> dict[s
             "item": [{"linkId": link_id, "answer": [_fhir_answer(s.answers[link_id])]}
                      for link_id in order if link_id in s.answers],
         }
-        entries.append({"fullUrl": f"{base_url}/QuestionnaireResponse/{s.id}", "resource": resource})
+        entries.append({"fullUrl": f"{scores_url}/{s.id}", "resource": resource})
     return {"resourceType": "Bundle", "type": "collection", "total": len(entries), "entry": entries}
 
 

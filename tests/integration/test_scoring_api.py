@@ -145,7 +145,10 @@ def test_fhir_export_of_a_clients_responses(scoring, caseload):
     assert bundle["resourceType"] == "Bundle" and bundle["total"] == 4
     last = bundle["entry"][3]["resource"]
     assert last["resourceType"] == "QuestionnaireResponse" and last["status"] == "completed"
-    assert last["questionnaire"].endswith("/Questionnaire/rapport-short")
+    assert last["questionnaire"].endswith("/api/instruments/rapport-short")
+    questionnaire = counselor.get(last["questionnaire"])
+    assert questionnaire.status_code == 200 and questionnaire.json["resourceType"] == "Questionnaire"
+    assert [i["linkId"] for i in questionnaire.json["item"]] == [i["linkId"] for i in last["item"]]
     assert last["subject"]["identifier"]["value"] == caseload["falling"]
     assert last["item"] == [{"linkId": "goal-1", "answer": [{"valueInteger": 9}]},
                             {"linkId": "task-1", "answer": [{"valueInteger": 4}]},

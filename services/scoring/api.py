@@ -44,8 +44,10 @@ instruments = Blueprint("instruments", __name__, url_prefix="/api/instruments",
 @scores.paginate(QuerySetPage)
 def list_scores(query):
     """A client's scored sessions, in session order (optionally with one counselor only)."""
-    identity = require_identity(*STAFF)
-    return SessionScore.objects(**views.scope(identity), **query).order_by("session_number", "scored_at")
+    where = views.narrowed(require_identity(*STAFF), **query)
+    if where is None:
+        return SessionScore.objects.none()
+    return SessionScore.objects(**where).order_by("session_number", "scored_at")
 
 
 @scores.get("/<score_id>")
@@ -73,12 +75,10 @@ def get_trajectory(query):
 def list_alerts(query):
     """Alerts, newest first; a counselor sees their own, supervisors and admins their clinics'."""
     identity = require_identity(*STAFF)
-    where = views.scope(identity)
-    if "counselor_id" in query and where.get("counselor_id", query["counselor_id"]) != query["counselor_id"]:
+    where = views.narrowed(identity, **query)
+    if where is None or ("clinic_id" in query and not identity.can_access_clinic(identity.org_id, query["clinic_id"])):
         return Alert.objects.none()
-    if "clinic_id" in query and not identity.can_access_clinic(identity.org_id, query["clinic_id"]):
-        return Alert.objects.none()
-    return Alert.objects(**{**where, **query}).order_by("-raised_at", "session_number")
+    return Alert.objects(**where).order_by("-raised_at", "session_number")
 
 
 @alerts.get("/<alert_id>")

@@ -23,13 +23,24 @@ def scope(identity: Identity) -> dict[str, Any]:
     return narrowed
 
 
+def narrowed(identity: Identity, **filters: Any) -> dict[str, Any] | None:
+    """The caller's scope with the given filters (None values dropped), or None when they ask for what the
+    scope excludes (a counselor asking for a colleague's clients)."""
+    where = scope(identity)
+    for key, value in filters.items():
+        if value is None:
+            continue
+        if where.get(key, value) != value:
+            return None
+        where[key] = value
+    return where
+
+
 def trajectory(identity: Identity, client_id: str, counselor_id: str | None) -> dict[str, Any] | None:
     """A client's scored sessions in order (all counselors, or one dyad), or None if the caller sees none."""
-    where = {**scope(identity), "client_id": client_id, "late": False}
-    if counselor_id:
-        if where.get("counselor_id", counselor_id) != counselor_id:
-            return None
-        where["counselor_id"] = counselor_id
+    where = narrowed(identity, client_id=client_id, counselor_id=counselor_id, late=False)
+    if where is None:
+        return None
     scores = list(SessionScore.objects(**where).only(
         "session_number", "counselor_id", "clinic_id", "org_id", "instrument_id", "total", "subscales", "alerts",
         "submitted_at").order_by("session_number", "submitted_at"))

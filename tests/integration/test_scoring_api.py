@@ -71,6 +71,9 @@ def test_a_counselor_sees_only_their_own_clients_in_their_clinics(scoring, casel
     own = counselor.get(f"/api/scores?client_id={caseload['falling']}")
     assert own.status_code == 200 and [s["total"] for s in own.json] == [29, 29, 29, 22]
     assert counselor.get(f"/api/scores?client_id={caseload['steady']}").json == []  # a colleague's client
+    falling = f"/api/scores?client_id={caseload['falling']}"
+    assert counselor.get(f"{falling}&counselor_id={caseload['colleague']}").json == []
+    assert len(counselor.get(f"{falling}&counselor_id={caseload['counselor']}").json) == 4
     assert counselor.get(f"/api/trajectories?client_id={caseload['steady']}").status_code == 404
     assert counselor.get(f"/api/trajectories?client_id={caseload['elsewhere']}").status_code == 404  # clinic B
     assert counselor.get(f"/api/alerts?counselor_id={caseload['colleague']}").json == []
@@ -83,7 +86,8 @@ def test_a_counselor_sees_only_their_own_clients_in_their_clinics(scoring, casel
 
 def test_dyad_trajectory_has_the_baseline_and_the_alerts_per_session(scoring, caseload):
     supervisor = as_(scoring, "sup", caseload["org"], "supervisor")
-    response = supervisor.get(f"/api/trajectories?client_id={caseload['falling']}&counselor_id={caseload['counselor']}")
+    response = supervisor.get("/api/trajectories", query_string={"client_id": caseload["falling"],
+                                                                 "counselor_id": caseload["counselor"]})
     assert response.status_code == 200
     body = response.json
     assert body["cutoff_total"] == 27 and body["instrument_ids"] == ["rapport-short"]
@@ -158,7 +162,8 @@ def test_fhir_export_of_a_clients_responses(scoring, caseload):
 
 def test_chart_and_pages_show_the_fall(scoring, caseload):
     counselor = as_(scoring, caseload["counselor"], caseload["org"], "counselor")
-    chart = counselor.get(f"/charts/trajectory.svg?client_id={caseload['falling']}&counselor_id={caseload['counselor']}")
+    dyad = f"client_id={caseload['falling']}&counselor_id={caseload['counselor']}"
+    chart = counselor.get(f"/charts/trajectory.svg?{dyad}")
     assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
     root = ET.fromstring(chart.data)
     desc = root.find("{http://www.w3.org/2000/svg}desc").text
@@ -169,5 +174,5 @@ def test_chart_and_pages_show_the_fall(scoring, caseload):
     page = overview.get_data(as_text=True)
     assert caseload["falling"] in page and "reliable drop" in page and "start small" in page
     assert caseload["steady"] not in page  # a colleague's client
-    trajectory = counselor.get(f"/alliance/trajectory?client_id={caseload['falling']}&counselor_id={caseload['counselor']}")
+    trajectory = counselor.get(f"/alliance/trajectory?{dyad}")
     assert trajectory.status_code == 200 and "/charts/trajectory.svg" in trajectory.get_data(as_text=True)

@@ -17,10 +17,13 @@ def test_the_shipped_configuration_sets_every_rule_and_knows_only_shipped_instru
 def test_layers_apply_defaults_then_instrument_then_clinic():
     defaults = rule_defaults()
     raw = yaml.safe_load(RULES_FILE.read_text())
-    assert defaults.effective("unknown", None)["drop_vs_previous"]["min_drop"] == raw["rules"]["drop_vs_previous"]["min_drop"]
+    default_drop = raw["rules"]["drop_vs_previous"]["min_drop"]
+    rating_drop = raw["instruments"]["session-rating-4"]["drop_vs_previous"]["min_drop"]
+    assert defaults.effective("unknown", None)["drop_vs_previous"]["min_drop"] == default_drop
     rating = defaults.effective("session-rating-4", None)
-    assert rating["drop_vs_previous"]["min_drop"] == raw["instruments"]["session-rating-4"]["drop_vs_previous"]["min_drop"]
-    clinic = defaults.effective("session-rating-4", {"drop_vs_previous": {"min_drop": 2}, "rupture": {"enabled": False}})
+    assert rating["drop_vs_previous"]["min_drop"] == rating_drop
+    clinic = defaults.effective("session-rating-4", {"drop_vs_previous": {"min_drop": 2},
+                                                     "rupture": {"enabled": False}})
     assert clinic["drop_vs_previous"] == {**rating["drop_vs_previous"], "min_drop": 2}
     assert clinic["rupture"]["enabled"] is False and clinic["rupture"]["k"] == rating["rupture"]["k"]
 

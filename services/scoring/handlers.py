@@ -111,14 +111,14 @@ def _apply_to_dyad(score: SessionScore) -> None:
         try:
             Dyad(id=score.dyad_id, org_id=score.org_id, clinic_id=score.clinic_id, client_id=score.client_id,
                  counselor_id=score.counselor_id, version=1, last_event_id=score.id,
-                 trajectory=score.trajectory_after).save(force_insert=True)
+                 trajectory=score.trajectory_after, below_cutoff=score.below_cutoff).save(force_insert=True)
             return
         except (NotUniqueError, DuplicateKeyError):
             pass
     else:
         updated = Dyad.objects(id=score.dyad_id, version=score.dyad_version).update_one(
             set__version=score.dyad_version + 1, set__last_event_id=score.id,
-            set__trajectory=score.trajectory_after)
+            set__trajectory=score.trajectory_after, set__below_cutoff=score.below_cutoff)
         if updated:
             return
     dyad = Dyad.objects(id=score.dyad_id).only("last_event_id", "version").first()

@@ -72,7 +72,9 @@ class Dyad(me.Document):
     version = me.IntField(default=0)
     last_event_id = me.StringField()
     trajectory = me.DictField()
-    meta = {"collection": "dyads", "indexes": [("org_id", "counselor_id")]}
+    # For overviews without reading every session: was the last session below its instrument's cutoff?
+    below_cutoff = me.BooleanField(default=False)
+    meta = {"collection": "dyads", "indexes": [("org_id", "counselor_id"), ("org_id", "clinic_id")]}
 
     @staticmethod
     def key(org_id: str, clinic_id: str, client_id: str, counselor_id: str) -> str:

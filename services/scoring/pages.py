@@ -8,11 +8,12 @@ from services.common.web import require_identity, require_page_identity, signin_
 from . import views
 from .chart import describe, render_trajectory
 from .domain import repair_suggestion
-from .models import Alert, SessionScore
+from .models import Alert, Dyad
 from .schemas import ChartQuerySchema
 
 pages = Blueprint("pages", __name__, template_folder="templates")
 RECENT_ALERTS = 50
+MAX_DYADS = 500
 
 
 @pages.get("/alliance")
@@ -23,13 +24,9 @@ def alliance():
         return signin_redirect()
     where = views.scope(identity)
     recent = list(Alert.objects(**where).order_by("-raised_at")[:RECENT_ALERTS])
-    latest: dict[tuple[str, str], SessionScore] = {}
-    for score in SessionScore.objects(**where, late=False).only(
-            "client_id", "counselor_id", "session_number", "total", "below_cutoff", "instrument_id",
-            "submitted_at").order_by("session_number"):
-        latest[(score.client_id, score.counselor_id)] = score  # the last one per dyad wins
-    return render_template("alliance.html", alerts=recent, dyads=sorted(latest.values(), key=lambda s: (
-        not s.below_cutoff, s.client_id)), suggestion=repair_suggestion)
+    # Those whose last session was below the cutoff first.
+    dyads = list(Dyad.objects(**where).order_by("-below_cutoff", "client_id")[:MAX_DYADS])
+    return render_template("alliance.html", alerts=recent, dyads=dyads, suggestion=repair_suggestion)
 
 
 @pages.get("/alliance/trajectory")

@@ -173,6 +173,7 @@ def test_chart_and_pages_show_the_fall(scoring, caseload):
     assert overview.status_code == 200
     page = overview.get_data(as_text=True)
     assert caseload["falling"] in page and "reliable drop" in page and "start small" in page
+    assert 'badge-medium">below cutoff' in page  # the falling client's last session
     assert caseload["steady"] not in page  # a colleague's client
     trajectory = counselor.get(f"/alliance/trajectory?{dyad}")
     assert trajectory.status_code == 200 and "/charts/trajectory.svg" in trajectory.get_data(as_text=True)

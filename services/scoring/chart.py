@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from xml.sax.saxutils import escape
 
 WIDTH, HEIGHT = 640, 300
-LEFT, RIGHT, TOP, BOTTOM = 48, 48, 40, 36
+LEFT, RIGHT, TOP, BOTTOM = 48, 64, 48, 36
 COLOURS = {"total": "#1f3b4d", "goal": "#2a7f62", "task": "#b5651d", "bond": "#6a4c93", "cutoff": "#b00020"}
 DASHES = {"goal": "6 3", "task": "2 3", "bond": "8 3 2 3"}
 
@@ -31,8 +31,15 @@ def describe(trajectory: Mapping[str, Any]) -> str:
 
 def render_trajectory(trajectory: Mapping[str, Any]) -> str:
     points = trajectory["points"]
-    low, high = trajectory.get("scale") or (min(p["total"] for p in points), max(p["total"] for p in points))
-    sub_low, sub_high = trajectory.get("subscale_scale") or (0.0, 1.0)
+    scale_low, high = trajectory.get("scale") or (min(p["total"] for p in points), max(p["total"] for p in points))
+    sub_scale_low, sub_high = trajectory.get("subscale_scale") or (0.0, 1.0)
+    # Subscale values as the total they would equal at the same share of the range, so no line is cut off.
+    as_totals = [scale_low + (v - sub_scale_low) / ((sub_high - sub_scale_low) or 1) * (high - scale_low)
+                 for p in points for v in p["subscales"].values() if v is not None]
+    low = _zoomed_floor(scale_low, high, [p["total"] for p in points] + as_totals + [trajectory.get("cutoff_total")])
+    # The item-mean axis is cut at the same share of its range, so a subscale at its maximum still sits on
+    # the same line as a total at its maximum.
+    sub_low = sub_scale_low + (low - scale_low) / ((high - scale_low) or 1) * (sub_high - sub_scale_low)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     first, last = points[0]["session_number"], points[-1]["session_number"]
 
@@ -55,8 +62,10 @@ def render_trajectory(trajectory: Mapping[str, Any]) -> str:
         value, sub = low + frac * (high - low), sub_low + frac * (sub_high - sub_low)
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
                    f'stroke="#e3e7ea"/>')
-        out.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:g}</text>')
-        out.append(f'<text x="{WIDTH - RIGHT + 6}" y="{y(value) + 4:.1f}" fill="#666">{sub:g}</text>')
+        out.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{round(value, 1):g}</text>')
+        out.append(f'<text x="{WIDTH - RIGHT + 6}" y="{y(value) + 4:.1f}" fill="#666">{round(sub, 1):g}</text>')
+    out.append(f'<text x="{LEFT - 6}" y="{TOP - 8}" text-anchor="end">total</text>')
+    out.append(f'<text x="{WIDTH - RIGHT + 6}" y="{TOP - 8}" fill="#666">item mean</text>')
     for p in points:
         out.append(f'<text x="{x(p["session_number"]):.1f}" y="{HEIGHT - BOTTOM + 16}" '
                    f'text-anchor="middle">{p["session_number"]}</text>')
@@ -92,6 +101,15 @@ def render_trajectory(trajectory: Mapping[str, Any]) -> str:
                f'<text x="{LEFT + 4 * 90 + 27}" y="20">Alert</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _zoomed_floor(scale_low: float, high: float, values: list[float | None]) -> float:
+    """The bottom of the total axis: alliance ratings cluster near the top, so the axis starts a tenth of
+    the range below the lowest total (or the cutoff), on a round number, never below the scale."""
+    span = high - scale_low
+    step = 5 if span >= 20 else 1
+    lowest = min(v for v in values if v is not None) - span / 10
+    return max(scale_low, step * (lowest // step))
 
 
 def _polyline(coords: list[tuple[float, float]], colour: str, width: float, dash: str | None, css_id: str) -> str:

@@ -43,3 +43,16 @@ def test_a_single_session_and_no_cutoff_still_render():
     root = ET.fromstring(render_trajectory(one))
     assert "cutoff" not in " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
     assert "No alerts." in describe(one)
+
+
+def test_the_total_axis_zooms_to_the_data_without_cutting_any_line_off():
+    from services.scoring.chart import BOTTOM, HEIGHT, TOP
+    high_ratings = {**TRAJECTORY, "cutoff_total": 36, "scale": (0, 40), "points": [
+        {"session_number": 1, "total": 39, "subscales": {"goal": 10, "task": 9.5, "bond": 9.5}, "alerts": []},
+        {"session_number": 2, "total": 31, "subscales": {"goal": 9, "task": 9, "bond": 6}, "alerts": ["rupture"]},
+    ]}
+    root = ET.fromstring(render_trajectory(high_ratings))
+    labels = [t.text for t in root.iter(f"{SVG}text")]
+    assert "20" in labels and "40" in labels and "0" not in labels  # from 20 (bond at 6/10 = 24) to 40
+    for line in root.iter(f"{SVG}polyline"):
+        assert all(TOP <= float(p.split(",")[1]) <= HEIGHT - BOTTOM for p in line.get("points").split())

@@ -136,9 +136,11 @@ class ClientSchema(RequestSchema):
     created_at = fields.AwareDateTime(dump_only=True)
     created_by = fields.String(dump_only=True)
     assignments = fields.List(fields.Nested(AssignmentSchema), dump_only=True)
-    clinic_id = IdField(required=True)
-    first_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    last_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    clinic_id = IdField(required=True, error_messages={"required": "Choose the client's clinic."})
+    first_name = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                               error_messages={"required": "Enter the client's first name."})
+    last_name = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                              error_messages={"required": "Enter the client's last name."})
     date_of_birth = fields.Date(load_default=None, allow_none=True)
     email = fields.Email(load_default=None, allow_none=True)
     phone = fields.String(load_default=None, allow_none=True,

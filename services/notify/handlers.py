@@ -26,9 +26,15 @@ def _intake_url() -> str:
     return Settings.load("notify").intake_url
 
 
-def _notify(event: Event, drafts: list[domain.Draft]) -> None:
+def _notify(event: Event, drafts: list[domain.Draft], key: str | None = None) -> None:
     create_notifications(event.event_id, event.org_id, event.clinic_id, drafts, now=utcnow(),
-                         intake_url=_intake_url(), config=notify_settings())
+                         intake_url=_intake_url(), config=notify_settings(), key=key)
+
+
+def _new_client_key(event: Event) -> str:
+    # Registering a client with a counselor publishes intake.submitted and client.assigned in one request
+    # (one correlation id): the counselor hears of the new client once, whichever event arrives first.
+    return f"{event.correlation_id}.new_client"
 
 
 def handle_alliance_dropped(event: Event, publish: Publish) -> None:
@@ -46,11 +52,11 @@ def handle_referral_decided(event: Event, publish: Publish) -> None:
 
 
 def handle_intake_submitted(event: Event, publish: Publish) -> None:
-    _notify(event, domain.route_intake_submitted(event.payload))
+    _notify(event, domain.route_intake_submitted(event.payload), key=_new_client_key(event))
 
 
 def handle_client_assigned(event: Event, publish: Publish) -> None:
-    _notify(event, domain.route_client_assigned(event.payload))
+    _notify(event, domain.route_client_assigned(event.payload), key=_new_client_key(event))
 
 
 def handle_staff_updated(event: Event, publish: Publish) -> None:

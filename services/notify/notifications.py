@@ -25,11 +25,12 @@ def clinic_staff(org_id: str, clinic_id: str) -> list[domain.Staff]:
 
 def create_notifications(source_event_id: str, org_id: str, clinic_id: str, drafts: Iterable[domain.Draft], *,
                          now: datetime, intake_url: str, config: NotifySettings,
-                         escalation_of: str | None = None) -> list[Notification]:
+                         escalation_of: str | None = None, key: str | None = None) -> list[Notification]:
     """One notification per draft, with its external deliveries planned from the recipient's preferences.
 
-    The id derives from (source event, recipient), so a redelivered event or a retried escalation finds
-    the notification it created before instead of making a second one.
+    The id derives from (source event, recipient) - or (`key`, recipient) when several events announce
+    the same thing - so a redelivered event or a retried escalation finds the notification it created
+    before instead of making a second one.
     """
     created = []
     for draft in drafts:
@@ -38,7 +39,7 @@ def create_notifications(source_event_id: str, org_id: str, clinic_id: str, draf
         deliveries = {p.channel: {"status": domain.PENDING, "due_at": p.due_at, "attempts": 0,
                                   "last_error": None, "digest": p.digest} for p in plans}
         created.append(insert_once(Notification(
-            id=domain.notification_id(source_event_id, draft.recipient_id), org_id=org_id,
+            id=domain.notification_id(key or source_event_id, draft.recipient_id), org_id=org_id,
             clinic_id=clinic_id, recipient_id=draft.recipient_id, kind=draft.kind, severity=draft.severity,
             client_id=draft.client_id, counselor_id=draft.counselor_id, source_event_id=source_event_id,
             rule=draft.rule, dimension=draft.dimension, session_number=draft.session_number,

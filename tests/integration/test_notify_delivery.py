@@ -125,6 +125,18 @@ def test_a_redelivered_event_finds_its_notification_instead_of_making_another(no
     assert Notification.objects(org_id=org).count() == 1
 
 
+def test_a_registration_announced_by_two_events_is_one_new_client_notice(notify_settings, unique):
+    org = f"o{unique}"
+    submitted = event(Topic.INTAKE_SUBMITTED, {"intake_id": "i-1", "client_id": "cl-1", "concerns": ["grief"],
+                                               "assigned_counselor_id": "co-1"}, org)
+    assigned = make_event(Topic.CLIENT_ASSIGNED, {"client_id": "cl-1", "counselor_id": "co-1", "assigned_by": "fd"},
+                          org_id=org, clinic_id=CLINIC, producer="tests", correlation_id=submitted.correlation_id)
+    later = event(Topic.CLIENT_ASSIGNED, {"client_id": "cl-2", "counselor_id": "co-1", "assigned_by": "fd"}, org)
+    for e in (assigned, submitted, later, assigned):
+        handle(e)
+    assert sorted(n.client_id for n in Notification.objects(org_id=org, kind="new_client")) == ["cl-1", "cl-2"]
+
+
 def test_an_alert_reaches_the_counselor_by_real_smtp_without_client_data(notify_settings, unique, smtp_server,
                                                                          dispatcher_for):
     org = f"o{unique}"

@@ -286,3 +286,21 @@ def test_staff_events_out_of_order_keep_the_newest_record(notify_settings, uniqu
                                            "supervisor_id": "sup-2"}, org))
     member = StaffMember.objects.get(id=StaffMember.key(org, "co-1"))
     assert member.supervisor_id == "sup-2" and member.clinic_ids == [CLINIC, "clinic-b"]
+
+
+def test_an_alert_whose_supervisor_is_not_known_yet_escalates_once_the_directory_names_one(
+        notify_settings, unique, clock, dispatcher_for):
+    org = f"o{unique}"
+    alert = dropped(org, "cl-1", "co-1")
+    handle(alert)
+    dispatcher = dispatcher_for(retry_max_s=600)
+    clock.advance(seconds=NotifySettings().escalate_after_s + 1)
+
+    dispatcher.run_once()
+    waiting = Notification.objects.get(id=domain.notification_id(alert.event_id, "co-1"))
+    assert waiting.escalated_at is None and waiting.escalate_at > clock() + timedelta(seconds=590)
+
+    handle(staff(org, "co-1", "counselor", supervisor="sup-9"))
+    clock.advance(seconds=601)
+    dispatcher.run_once()
+    assert [n.kind for n in Notification.objects(org_id=org, recipient_id="sup-9")] == ["escalation"]

@@ -25,6 +25,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Callable
 
+from prometheus_client import Counter
+
 from services.common.config import Settings
 from services.common.mongo import utcnow
 
@@ -36,6 +38,8 @@ from .notifications import escalate_due
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# Exposed by the worker's /metrics (RAPPORT_WORKER_HTTP_PORT): channel and outcome only, never ids.
+DELIVERIES = Counter("rapport_notify_deliveries_total", "External deliveries by outcome", ["channel", "outcome"])
 
 
 class DeliveryError(Exception):
@@ -130,6 +134,7 @@ class Dispatcher:
                                        (domain.WEBHOOK, domain.PENDING, "interrupted while sending; resending")):
             for doc in collection.find({f"deliveries.{channel}.status": domain.SENDING,
                                         f"deliveries.{channel}.sending_since": {"$lt": stale}}, {"_id": 1}):
+                DELIVERIES.labels(channel, outcome if outcome == domain.UNCERTAIN else "resend").inc()
                 collection.update_one({"_id": doc["_id"], f"deliveries.{channel}.status": domain.SENDING},
                                       {"$set": {f"deliveries.{channel}.status": outcome,
                                                 f"deliveries.{channel}.last_error": note,
@@ -196,6 +201,7 @@ class Dispatcher:
                 f"deliveries.{channel}.status": domain.FAILED if gave_up else domain.PENDING,
                 f"deliveries.{channel}.attempts": attempts, f"deliveries.{channel}.last_error": error,
                 f"deliveries.{channel}.due_at": due}})
+            DELIVERIES.labels(channel, domain.FAILED if gave_up else "retry").inc()
             log.warning("%s delivery of %s failed (attempt %d): %s", channel, notification_id, attempts, error)
             _reschedule(notification_id)
 
@@ -216,6 +222,7 @@ def _claim(ids: list[str], channel: str, message_id: str | None, now: datetime) 
 
 def _settle(notification_id: str, channel: str, status: str, note: str | None,
             sent_at: datetime | None = None) -> int:
+    DELIVERIES.labels(channel, status).inc()
     update = {f"deliveries.{channel}.status": status}
     if note:
         update[f"deliveries.{channel}.last_error"] = note

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.common import mongo
 from services.common.events import Topic, decode_event, encode_event, make_event, new_id
@@ -193,6 +194,7 @@ def test_after_n_failures_a_channel_is_failed_and_the_in_app_copy_stays(notify_s
     alert = dropped(org, "cl-1", "co-1")
     handle(alert)
     dispatcher = dispatcher_for(smtp_port=1, max_attempts=2)  # nothing listens on port 1
+    failed_before = failed_emails()
     dispatcher.run_once()
     clock.advance(hours=1)
     dispatcher.run_once()
@@ -201,6 +203,12 @@ def test_after_n_failures_a_channel_is_failed_and_the_in_app_copy_stays(notify_s
     assert stored.deliveries["email"]["status"] == "failed" and stored.deliveries["email"]["attempts"] == 2
     assert stored.deliveries["email"]["last_error"] == "ConnectionRefusedError"
     assert stored.status == "failed" and stored.acknowledged_at is None and stored.next_delivery_at is None
+    assert failed_emails() == failed_before + 1
+
+
+def failed_emails() -> float:
+    return REGISTRY.get_sample_value("rapport_notify_deliveries_total",
+                                     {"channel": "email", "outcome": "failed"}) or 0.0
 
 
 def test_quiet_hours_hold_an_ordinary_notification_but_not_a_high_alert(notify_settings, unique, clock,

@@ -93,10 +93,12 @@ def _check_instrument(instrument_id: str) -> None:
         raise domain.Refused("instrument_id", "No such instrument.")
 
 
-def _check_clinics(org_id: str, clinic_ids: list[str]) -> None:
-    known = {c.id for c in Clinic.objects(org_id=org_id, id__in=list(clinic_ids)).only("id")}
+def _check_clinics(actor: Identity, clinic_ids: list[str]) -> None:
+    known = {c.id for c in Clinic.objects(org_id=actor.org_id, id__in=list(clinic_ids)).only("id")}
     if not clinic_ids or set(clinic_ids) - known:
         raise domain.Refused("clinic_ids", "Choose one or more clinics of this organisation.")
+    if not actor.is_admin and set(clinic_ids) - set(actor.clinic_ids):
+        raise domain.Refused("clinic_ids", "You may only place staff in your own clinics.")
 
 
 def _check_supervisor(org_id: str, supervisor_id: str | None) -> None:
@@ -106,7 +108,7 @@ def _check_supervisor(org_id: str, supervisor_id: str | None) -> None:
 
 def create_staff(cmd: CreateStaff, publish: Publish) -> Staff:
     domain.check_staff_change(cmd.actor.role, cmd.role)
-    _check_clinics(cmd.actor.org_id, cmd.clinic_ids)
+    _check_clinics(cmd.actor, cmd.clinic_ids)
     _check_supervisor(cmd.actor.org_id, cmd.supervisor_id)
     staff = Staff(id=new_id(), org_id=cmd.actor.org_id, email=normalise_email(cmd.email),
                   display_name=cmd.display_name, password_hash=hash_password(cmd.password), role=cmd.role,
@@ -127,7 +129,7 @@ def update_staff(cmd: UpdateStaff, publish: Publish) -> Staff:
     domain.check_staff_change(cmd.actor.role, staff.role)
     domain.check_staff_change(cmd.actor.role, changes.get("role", staff.role))
     if "clinic_ids" in changes:
-        _check_clinics(staff.org_id, changes["clinic_ids"])
+        _check_clinics(cmd.actor, changes["clinic_ids"])
     if "supervisor_id" in changes:
         _check_supervisor(staff.org_id, changes["supervisor_id"])
     if "password" in changes:

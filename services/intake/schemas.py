@@ -1,7 +1,9 @@
 """Intake's request and response schemas; the new-client page validates its form with the same ones."""
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from datetime import date
+
+from marshmallow import ValidationError, fields, validate
 
 from services.common.auth import ROLES
 from services.common.events import CONCERNS, MODALITIES, URGENCIES
@@ -129,6 +131,11 @@ class AssignmentSchema(ResponseSchema):
     referral_id = fields.String(allow_none=True)
 
 
+def _in_the_past(day: date) -> None:
+    if day > date.today():
+        raise ValidationError("A date of birth cannot be in the future.")
+
+
 class ClientSchema(RequestSchema):
     id = fields.String(dump_only=True)
     intake_id = fields.String(dump_only=True)
@@ -141,7 +148,7 @@ class ClientSchema(RequestSchema):
                                error_messages={"required": "Enter the client's first name."})
     last_name = fields.String(required=True, validate=validate.Length(min=1, max=100),
                               error_messages={"required": "Enter the client's last name."})
-    date_of_birth = fields.Date(load_default=None, allow_none=True)
+    date_of_birth = fields.Date(load_default=None, allow_none=True, validate=_in_the_past)
     email = fields.Email(load_default=None, allow_none=True)
     phone = fields.String(load_default=None, allow_none=True,
                           validate=validate.Regexp(r"^\+?[0-9 ()-]{6,20}$", error="Not a valid phone number."))

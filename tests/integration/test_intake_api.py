@@ -121,10 +121,10 @@ def test_front_desk_may_not_register_in_a_clinic_it_does_not_work_at(org):
 
 def test_validation_errors_name_the_fields(org):
     response = register(org, first_name="", concerns=["astrology"], email="not-an-email",
-                        preferences={"language": "spanish"}, shoe_size=42)
+                        preferences={"language": "spanish"}, date_of_birth="2999-01-01", shoe_size=42)
     assert response.status_code == 422
     errors = response.json["errors"]["json"]
-    assert {"first_name", "concerns", "email", "preferences", "shoe_size"} <= set(errors)
+    assert {"first_name", "concerns", "email", "preferences", "date_of_birth", "shoe_size"} <= set(errors)
     assert "language" in errors["preferences"]
     assert "Canary" not in str(response.json)
 
@@ -135,6 +135,17 @@ def test_roles_are_enforced(org):
     assert org.http.post("/api/staff", json={}, headers=org.desk_north).status_code == 403
     assert org.http.patch(f"/api/counselors/{org.counselor_north}", json={"weekly_capacity": 3},
                           headers=org.desk_north).status_code == 403
+
+
+def test_a_supervisor_adds_counselors_to_their_own_clinics_only(org, unique):
+    supervisor = org.token(Identity("sup", org.id, (org.north,), "supervisor"))
+    body = {"email": f"new@{unique}.test", "display_name": "New", "password": PASSWORD, "role": "counselor"}
+    elsewhere = org.http.post("/api/staff", json={**body, "clinic_ids": [org.south]}, headers=supervisor)
+    assert elsewhere.status_code == 422 and "clinic_ids" in elsewhere.json["errors"]["json"]
+    as_admin = org.http.post("/api/staff", json={**body, "role": "admin", "clinic_ids": [org.north]},
+                             headers=supervisor)
+    assert as_admin.status_code == 422 and "role" in as_admin.json["errors"]["json"]
+    assert org.http.post("/api/staff", json={**body, "clinic_ids": [org.north]}, headers=supervisor).status_code == 201
 
 
 def test_unknown_ids_are_404(org):

@@ -125,6 +125,7 @@ def create_staff(cmd: CreateStaff, publish: Publish) -> Staff:
 
 def update_staff(cmd: UpdateStaff, publish: Publish) -> Staff:
     staff = scoped_staff(cmd.actor, cmd.staff_id)
+    was_counselor = staff.role == "counselor"
     changes = dict(cmd.changes)
     domain.check_staff_change(cmd.actor.role, staff.role)
     domain.check_staff_change(cmd.actor.role, changes.get("role", staff.role))
@@ -144,7 +145,11 @@ def update_staff(cmd: UpdateStaff, publish: Publish) -> Staff:
     elif profile:
         raise domain.Refused("counselor", "Only counselors have a directory profile.")
     updates = {f"set__{name}": getattr(staff, name) for name in (*changes, "counselor")}
-    _save_with_events(staff, updates, staff_events(staff), publish)
+    events = staff_events(staff)
+    if was_counselor and staff.role != "counselor":
+        # No longer in the directory: say so, or referral would keep recommending them.
+        events.append(_counselor_event(staff, listed=False))
+    _save_with_events(staff, updates, events, publish)
     return staff
 
 
@@ -168,14 +173,14 @@ def staff_events(staff: Staff, correlation_id: str | None = None) -> list[Event]
     return events
 
 
-def _counselor_event(staff: Staff, correlation_id: str | None = None) -> Event:
+def _counselor_event(staff: Staff, correlation_id: str | None = None, listed: bool = True) -> Event:
     profile = staff.counselor or CounselorProfile()
     return make_event(Topic.COUNSELOR_UPDATED, {
         "counselor_id": staff.id, "clinic_ids": list(staff.clinic_ids), "specialties": list(profile.specialties),
         "languages": list(profile.languages), "modalities": list(profile.modalities),
         "weekly_capacity": profile.weekly_capacity, "caseload": caseload(staff.id),
         "accepting_new_clients": profile.accepting_new_clients, "supervisor_id": staff.supervisor_id,
-        "gender": profile.gender, "active": staff.active,
+        "gender": profile.gender, "active": staff.active and listed,
     }, org_id=staff.org_id, clinic_id=staff.clinic_ids[0], producer=PRODUCER, correlation_id=correlation_id)
 
 

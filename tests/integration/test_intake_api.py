@@ -210,6 +210,18 @@ def test_counselor_changes_publish_counselor_updated_with_the_caseload(org, comp
     assert Staff.objects.get(id=org.counselor_north).pending_events == []
 
 
+def test_a_counselor_who_leaves_the_directory_is_announced_inactive(org, components):
+    response = org.http.patch(f"/api/staff/{org.counselor_south}", json={"role": "supervisor"}, headers=org.admin)
+    assert response.status_code == 200, response.json
+    [*_, last] = events_on(components.kafka_bootstrap, Topic.COUNSELOR_UPDATED,
+                           lambda e: e["payload"]["counselor_id"] == org.counselor_south)
+    assert last["payload"]["active"] is False
+    [*_, staff] = events_on(components.kafka_bootstrap, Topic.STAFF_UPDATED,
+                            lambda e: e["payload"]["staff_id"] == org.counselor_south)
+    assert staff["payload"]["role"] == "supervisor"
+    assert org.http.get(f"/api/counselors/{org.counselor_south}", headers=org.admin).status_code == 404
+
+
 def test_sessions_are_numbered_and_not_recorded_twice(org):
     client_id = register(org, counselor_id=org.counselor_north).json["id"]
     first = org.http.post(f"/api/clients/{client_id}/sessions", json={"held_on": "2026-01-05"},

@@ -51,10 +51,12 @@ class Notification(me.Document):
 
     @property
     def status(self) -> str:
-        """failed when some channel gave up; the in-app copy exists regardless."""
+        """failed when some channel gave up, uncertain when a send was interrupted (not resent), pending
+        while something is still to go; the in-app copy exists regardless."""
         states = {d.get("status") for d in (self.deliveries or {}).values()}
-        if domain.FAILED in states:
-            return "failed"
+        for state in (domain.FAILED, domain.UNCERTAIN):
+            if state in states:
+                return state
         return "pending" if states & {domain.PENDING, domain.SENDING} else "delivered"
 
 

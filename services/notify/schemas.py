@@ -44,7 +44,8 @@ class NotificationSchema(ResponseSchema):
     link = fields.String(metadata={"description": "The client's page on intake"})
     created_at = fields.AwareDateTime()
     acknowledged_at = fields.AwareDateTime(allow_none=True)
-    status = fields.String(metadata={"description": "delivered, pending, or failed (some channel gave up)"})
+    status = fields.String(metadata={"description": "delivered, pending, failed (a channel gave up) or "
+                                                    "uncertain (a send was interrupted and not repeated)"})
     deliveries = fields.Dict(keys=fields.String(), values=fields.Nested(DeliverySchema))
     escalated_at = fields.AwareDateTime(allow_none=True)
     escalated_to = fields.String(allow_none=True)

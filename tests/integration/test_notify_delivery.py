@@ -312,3 +312,30 @@ def test_an_alert_whose_supervisor_is_not_known_yet_escalates_once_the_directory
     clock.advance(seconds=601)
     dispatcher.run_once()
     assert [n.kind for n in Notification.objects(org_id=org, recipient_id="sup-9")] == ["escalation"]
+
+
+def test_a_send_interrupted_by_a_crash_is_not_repeated_for_email_but_is_for_webhooks(
+        notify_settings, unique, clock, smtp_server, webhook_receiver, dispatcher_for):
+    org = f"o{unique}"
+    webhook_receiver.secret = "w" * 64
+    set_preferences(org, "co-1", email="co-1@clinic.example", webhook_url=webhook_receiver.url,
+                    webhook_secret=webhook_receiver.secret)
+    alert = dropped(org, "cl-1", "co-1")
+    handle(alert)
+    key = domain.notification_id(alert.event_id, "co-1")
+    # What a worker killed between "sending" and "sent" leaves behind (the SMTP server may have the mail).
+    Notification._get_collection().update_one({"_id": key}, {"$set": {
+        "deliveries.email.status": "sending", "deliveries.email.sending_since": clock(),
+        "deliveries.webhook.status": "sending", "deliveries.webhook.sending_since": clock()}})
+    dispatcher = dispatcher_for(smtp_port=smtp_server.port, smtp_timeout_s=1, webhook_timeout_s=1)
+
+    dispatcher.run_once()  # within the lease: maybe still being sent by a live dispatcher, left alone
+    assert Notification.objects.get(id=key).deliveries["email"]["status"] == "sending"
+    clock.advance(seconds=8)
+    dispatcher.run_once()
+
+    stored = Notification.objects.get(id=key)
+    assert stored.deliveries["email"]["status"] == "uncertain" and stored.status == "uncertain"
+    assert smtp_server.inbox.messages == []
+    assert stored.deliveries["webhook"]["status"] == "sent"
+    assert [r["delivery_id"] for r in webhook_receiver.accepted()] == [key]

@@ -74,8 +74,8 @@ def render_trajectory(trajectory: Mapping[str, Any]) -> str:
     if cutoff is not None:
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(cutoff):.1f}" y2="{y(cutoff):.1f}" '
                    f'stroke="{COLOURS["cutoff"]}" stroke-dasharray="4 4" stroke-width="1.5"/>')
-        out.append(f'<text x="{WIDTH - RIGHT - 4}" y="{y(cutoff) - 5:.1f}" text-anchor="end" '
-                   f'fill="{COLOURS["cutoff"]}">cutoff {cutoff:g}</text>')
+        # Under the line at the left: where a good alliance's lines (above the cutoff) do not run.
+        out.append(f'<text x="{LEFT + 4}" y="{y(cutoff) + 14:.1f}" fill="{COLOURS["cutoff"]}">cutoff {cutoff:g}</text>')
     for subscale in ("goal", "task", "bond"):
         coords = [(x(p["session_number"]), y(p["subscales"][subscale], sub_low, sub_high))
                   for p in points if p["subscales"].get(subscale) is not None]

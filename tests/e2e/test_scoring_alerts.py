@@ -15,6 +15,7 @@ from tests.support.kafka_reader import events_on, send_raw, wait_for
 
 TIMEOUT_S = 30
 CLINIC = "clinic-a"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def feedback(org, client, counselor, session, relationship, goals, approach, overall):
@@ -25,11 +26,10 @@ def feedback(org, client, counselor, session, relationship, goals, approach, ove
                     "overall": overall}}, org_id=org, clinic_id=CLINIC, producer="tests")
 
 
-def test_feedback_on_kafka_ends_as_scores_an_alert_and_a_chart(platform):
+def falling_alliance(platform):
+    """Three steady sessions on the four-item rating, then the relationship falls; returns the ids and events."""
     org, client, counselor = uuid.uuid4().hex, f"c-{uuid.uuid4().hex[:8]}", f"co-{uuid.uuid4().hex[:8]}"
     settings = Settings.load("tests", {"kafka_bootstrap": platform.kafka_bootstrap})
-    token = issue_token(settings, Identity(counselor, org, (CLINIC,), "counselor"))
-    auth = {"Authorization": f"Bearer {token}"}
     events = [feedback(org, client, counselor, 1, 10, 9.5, 9.5, 10),   # 39
               feedback(org, client, counselor, 2, 9.5, 10, 9.5, 9.5),  # 38.5
               feedback(org, client, counselor, 3, 10, 9.5, 10, 9.5),   # 39
@@ -40,6 +40,13 @@ def test_feedback_on_kafka_ends_as_scores_an_alert_and_a_chart(platform):
             producer.publish(event, key=client)
     finally:
         producer.close()
+    token = issue_token(settings, Identity(counselor, org, (CLINIC,), "counselor"))
+    return settings, org, client, counselor, events, token
+
+
+def test_feedback_on_kafka_ends_as_scores_an_alert_and_a_chart(platform):
+    settings, org, client, counselor, events, token = falling_alliance(platform)
+    auth = {"Authorization": f"Bearer {token}"}
     url = platform.urls["scoring"]
 
     def scores():
@@ -80,3 +87,31 @@ def test_feedback_on_kafka_ends_as_scores_an_alert_and_a_chart(platform):
     scored = {e["event_id"]: e for e in events_on(platform.kafka_bootstrap, Topic.ALLIANCE_SCORED,
                                                   lambda e: e["org_id"] == org)}
     assert sorted(e["payload"]["session_number"] for e in scored.values()) == [1, 2, 3, 4, 5]
+
+
+def test_a_counselor_sees_the_alert_and_the_chart_in_the_browser(platform):
+    from playwright.sync_api import sync_playwright
+
+    _, org, client, counselor, _, token = falling_alliance(platform)
+    url = platform.urls["scoring"]
+    wait_for(lambda: requests.get(f"{url}/api/alerts", params={"client_id": client, "rule": "rupture"},
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=10).json(), TIMEOUT_S)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.add_cookies([{"name": "rapport_token", "value": token, "url": url}])
+            page = context.new_page()
+            page.goto(f"{url}/alliance")
+            alerts = page.get_by_role("region", name="Recent alerts")
+            assert "rupture" in alerts.inner_text() and "empathy" in alerts.inner_text()
+            alerts.get_by_role("link", name="Trajectory").first.click()
+            page.wait_for_load_state()
+            chart = page.get_by_role("img")
+            # The chart is an <img>: it loads with the session cookie, and its alt text says what it shows.
+            page.wait_for_function("document.querySelector('figure img').naturalWidth > 0")
+            assert "below it at session(s) 4" in chart.get_attribute("alt")
+            assert "31" in page.get_by_role("table").inner_text()
+        finally:
+            browser.close()

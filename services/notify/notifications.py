@@ -78,9 +78,10 @@ def escalate_due(now: datetime, *, intake_url: str, config: NotifySettings, limi
             Notification.objects(id=alert.id).update_one(
                 set__escalate_at=now + timedelta(seconds=config.retry_max_s))
             continue
-        create_notifications(f"{alert.source_event_id}.escalation", alert.org_id, alert.clinic_id,
+        create_notifications(alert.source_event_id, alert.org_id, alert.clinic_id,
                              [domain.escalation_draft(alert.draft(), supervisor)], now=now,
-                             intake_url=intake_url, config=config, escalation_of=alert.id)
+                             intake_url=intake_url, config=config, escalation_of=alert.id,
+                             key=f"{alert.source_event_id}.escalation")
         Notification.objects(id=alert.id, escalated_at=None).update_one(
             set__escalated_at=now, set__escalated_to=supervisor, unset__escalate_at=True)
         escalated += 1

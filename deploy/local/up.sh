@@ -23,6 +23,9 @@ urls=()
 for port in "${RAPPORT_INTAKE_PORT:-8001}" "${RAPPORT_SCORING_PORT:-8002}" "${RAPPORT_REFERRAL_PORT:-8003}" "${RAPPORT_NOTIFY_PORT:-8004}"; do
   urls+=("http://127.0.0.1:$port/readyz")
 done
+for port in "${RAPPORT_INTAKE_WORKER_PORT:-8101}" "${RAPPORT_SCORING_WORKER_PORT:-8102}" "${RAPPORT_REFERRAL_WORKER_PORT:-8103}" "${RAPPORT_NOTIFY_WORKER_PORT:-8104}"; do
+  urls+=("http://127.0.0.1:$port/readyz")
+done
 if ! python deploy/local/runtime.py wait-http "${urls[@]}" --timeout 180; then
   echo "The platform did not become ready; the last lines of its log:" >&2
   tail -n 40 "$state/logs/platform.log" >&2
@@ -36,6 +39,7 @@ Rapport is up.
   scoring   http://127.0.0.1:${RAPPORT_SCORING_PORT:-8002}
   referral  http://127.0.0.1:${RAPPORT_REFERRAL_PORT:-8003}
   notify    http://127.0.0.1:${RAPPORT_NOTIFY_PORT:-8004}
+  workers   /healthz /readyz /metrics on ports ${RAPPORT_INTAKE_WORKER_PORT:-8101}-${RAPPORT_NOTIFY_WORKER_PORT:-8104}
   Kafka     127.0.0.1:${RAPPORT_KAFKA_PORT:-9092}   MongoDB protocol (FerretDB) 127.0.0.1:${RAPPORT_MONGO_PORT:-27017}
 Stop it with: make down
 EOT

@@ -215,11 +215,15 @@ def depends_on(service: dict) -> dict[str, str | None]:
 
 
 def procfile_commands() -> dict[str, list[str]]:
+    """name -> argv of each Procfile line, without leading `VAR=value` assignments."""
     commands = {}
     for line in PROCFILE.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             name, _, command = line.partition(":")
-            commands[name.strip()] = shlex.split(with_defaults(command))
+            args = shlex.split(with_defaults(command))
+            while args and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", args[0]):
+                args.pop(0)
+            commands[name.strip()] = args
     return commands
 
 

@@ -264,12 +264,17 @@ def evaluate_alerts(instrument: Instrument, score: SessionScore, rules: Mapping[
         params = rules.get(rule)
         return params if params and params.get("enabled", False) else None
 
-    if (p := on("below_cutoff")) and instrument.cutoff_total is not None and score.total < instrument.cutoff_total:
+    cutoff = instrument.cutoff_total
+    # Optionally only when the dyad crosses the cutoff: a client who always rates a little below it would
+    # otherwise raise the same alert every week.
+    was_below = not late and before.last_total is not None and cutoff is not None and before.last_total < cutoff
+    if ((p := on("below_cutoff")) and cutoff is not None and score.total < cutoff
+            and not (p["only_when_crossing"] and was_below)):
         span = instrument.max_total - instrument.min_total
         # Far below the cutoff (in the lower part of the scale) is a rupture-level signal.
         low = span > 0 and (score.total - instrument.min_total) / span < p["high_below_share"]
         alerts.append(Alert("below_cutoff", weakest_dimension(instrument, score),
-                            "high" if low else p["severity"], instrument.cutoff_total))
+                            "high" if low else p["severity"], cutoff))
     if late:
         return alerts
 

@@ -19,6 +19,7 @@ class RuleSchema(RequestSchema):
 
 class BelowCutoffSchema(RuleSchema):
     high_below_share = fields.Float(required=True, validate=validate.Range(0, 1))
+    only_when_crossing = fields.Boolean(required=True)
 
 
 class DropVsPreviousSchema(RuleSchema):

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from services.scoring import domain
+from services.scoring.domain import merge_rule_settings
 from services.scoring.instruments import shipped_instruments
 from services.scoring.rules import rule_defaults
 
@@ -78,8 +79,13 @@ def report(instrument, figures):
 @pytest.mark.parametrize("instrument_id", ["rapport-short", "session-rating-4", "wai-sr"])
 def test_shipped_rules_catch_injected_ruptures_without_flooding_counselors(instrument_id):
     instrument = shipped_instruments()[instrument_id]
-    figures = simulate(instrument, rule_defaults().effective(instrument.id, None))
+    rules = rule_defaults().effective(instrument.id, None)
+    figures = simulate(instrument, rules)
     report(instrument, figures)
+    crossing = simulate(instrument, merge_rule_settings(rules, {"below_cutoff": {"only_when_crossing": True}}))
+    print(f"  with below_cutoff.only_when_crossing: {crossing['below_cutoff_per_counselor_month']:.2f} "
+          "below-cutoff alerts per counselor-month")
+    assert crossing["below_cutoff_per_counselor_month"] <= figures["below_cutoff_per_counselor_month"]
     assert figures["injected"] > 200
     assert figures["recall"] >= MIN_RECALL
     assert figures["false_per_counselor_month"] <= MAX_FALSE_PER_COUNSELOR_MONTH

@@ -12,7 +12,7 @@ from services.scoring.instruments import shipped_instruments
 # Rule settings for the boundary tests: explicit here, so that a change of the shipped defaults does not
 # move the boundaries under test (the shipped defaults are checked in test_scoring_rules.py).
 RULES = {
-    "below_cutoff": {"enabled": True, "severity": "medium", "high_below_share": 0.5},
+    "below_cutoff": {"enabled": True, "severity": "medium", "high_below_share": 0.5, "only_when_crossing": False},
     "drop_vs_previous": {"enabled": True, "severity": "medium", "min_drop": 3},
     "reliable_drop": {"enabled": True, "severity": "high", "z": 2.0, "min_baseline_sessions": 2},
     "rupture": {"enabled": True, "severity": "high", "k": 1.5, "min_baseline_sessions": 3, "min_sd": 1.0},
@@ -201,6 +201,14 @@ def test_rupture_needs_enough_sessions_and_floors_a_zero_sd():
 ])
 def test_sustained_decline_boundary(before, total, alerted):
     assert fired(only("sustained_decline"), total, history(*before)) == (["sustained_decline"] if alerted else [])
+
+
+def test_below_cutoff_can_be_limited_to_crossing_the_cutoff():
+    crossing = {"below_cutoff": {**RULES["below_cutoff"], "only_when_crossing": True}}
+    assert fired(crossing, 26, history(28)) == ["below_cutoff"]      # from above to below: alert
+    assert fired(crossing, 25, history(28, 26)) == []                # still below: no repeat
+    assert fired(crossing, 26, history(26, 27)) == ["below_cutoff"]  # back at the cutoff, then below again
+    assert fired(crossing, 26, domain.Trajectory()) == ["below_cutoff"]  # a first session below
 
 
 def test_disabled_rules_stay_quiet_and_late_sessions_meet_only_the_cutoff():

@@ -56,7 +56,8 @@ def test_an_accepted_referral_reassigns_the_client_once_under_duplicate_delivery
     assert len(Client.objects.get(id=moved).assignments) == 2
     assert Client.objects.get(id=declined).counselor_id == org.counselor_north
     assert Client.objects.get(id=wrong_clinic).counselor_id == org.counselor_north
-    dead = [r for r in read_topic(components.kafka_bootstrap, "referral.decided.dlq") if r.key == wrong_clinic.encode()]
+    dead = [r for r in read_topic(components.kafka_bootstrap, "referral.decided.dlq")
+            if r.key == wrong_clinic.encode() and dict(r.headers)["consumer-group"] == f"intake-{unique}".encode()]
     assert len(dead) == 1 and dict(dead[0].headers)["error-class"] == b"InvalidEvent"
     # The new counselor's caseload went up, the previous one's down: both announced in counselor.updated.
     latest = {}

@@ -104,10 +104,12 @@ def ferretdb_command(data: Path, port: int) -> list[str]:
     return [str(build_ferretdb()), "-listen", f"127.0.0.1:{port}", "-data", str(data)]
 
 
-def wait_for_line(log_file: Path, line: str, timeout_s: float, process: subprocess.Popen | None = None) -> None:
+def wait_for_line(log_file: Path, line: str, timeout_s: float, process: subprocess.Popen | None = None,
+                  occurrences: int = 1) -> None:
+    """Wait until `line` appears `occurrences` times in the log (a restarted process appends to it)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if log_file.exists() and line in log_file.read_text(errors="replace"):
+        if log_file.exists() and log_file.read_text(errors="replace").count(line) >= occurrences:
             return
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode}; see {log_file}")

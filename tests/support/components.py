@@ -81,6 +81,22 @@ class Components:
         for process in reversed(self.processes):
             process.stop()
 
+    def process(self, name: str) -> Process:
+        return next(p for p in self.processes if p.name == name)
+
+    def start_again(self, name: str) -> None:
+        """Start a stopped component with its original command and data (for fault tests)."""
+        old = self.process(name)
+        assert old.popen.poll() is not None, f"{name} is still running"
+        new = start_process(name, list(old.popen.args), self.folder)
+        self.processes[self.processes.index(old)] = new
+        ready_line = runtime.KAFKA_READY_LINE if name == "kafka" else "FerretDB listening"
+        runtime.wait_for_line(new.log, ready_line, 90, new.popen, occurrences=_count(old.log, ready_line) + 1)
+
+
+def _count(log: Path, line: str) -> int:
+    return log.read_text(errors="replace").count(line) if log.exists() else 0
+
 
 def start_components(folder: Path) -> Components:
     components = Components(folder, kafka_port=free_port(), mongo_port=free_port())

@@ -114,7 +114,7 @@ def _recommend(event: Event, client: ClientView, reason: str, *, current_counsel
     referral = insert_once(Referral(
         id=referral_id, org_id=client.org_id, clinic_id=client.clinic_id, client_id=client.id,
         current_counselor_id=current_counselor_id, reason=reason, trigger_event_id=event.event_id,
-        correlation_id=event.correlation_id, status=domain.OPEN,
+        correlation_id=event.correlation_id, announced_event_id=recommended.event_id, status=domain.OPEN,
         candidates=[CandidateRecord(counselor_id=c.counselor_id, score=c.score, reasons=list(c.reasons))
                     for c in candidates],
         pending_events=[outbox_entry(recommended, key=client.id)],

@@ -117,6 +117,8 @@ class Referral(OutboxDocument):
     reason = me.StringField(required=True)
     trigger_event_id = me.StringField(required=True)
     correlation_id = me.StringField(required=True)
+    # The id of the referral.recommended event that announced it, to trace it on the topic.
+    announced_event_id = me.StringField(required=True)
     candidates = me.EmbeddedDocumentListField(CandidateRecord)
     status = me.StringField(required=True)
     created_at = me.DateTimeField(default=utcnow)

@@ -110,7 +110,7 @@ def email_body(notifications: list[Notification], notify_url: str) -> str:
 
 
 class Dispatcher:
-    """One pass = settle interrupted sends, send what is due, escalate what is overdue. The worker runs a
+    """One pass = settle interrupted sends, escalate what is overdue, send what is due. The worker runs a
     pass every few seconds (a PeriodicTask); `clock` is injectable so tests move time instead of sleeping."""
 
     def __init__(self, settings: Settings, config: NotifySettings, clock: Clock = utcnow,
@@ -124,8 +124,9 @@ class Dispatcher:
     def run_once(self) -> None:
         now = self._clock()
         self.settle_interrupted(now)
-        self.send_due(now)
+        # Escalations first, so that the supervisor's e-mail goes out in this same pass.
         escalate_due(now, intake_url=self._settings.intake_url, config=self._config)
+        self.send_due(now)
 
     def settle_interrupted(self, now: datetime) -> None:
         stale = now - self._lease

@@ -117,6 +117,7 @@ def test_an_alert_reaches_inbox_and_email_then_escalates_when_nobody_acknowledge
             [item] = wait_for(lambda: client.get("/api/inbox", headers=counselor).get_json(), timeout_s=30)
             [email] = wait_for(lambda: smtp.inbox.to(EMAIL), timeout_s=30)
             [escalation] = wait_for(lambda: client.get("/api/inbox", headers=supervisor).get_json(), timeout_s=30)
+            [escalated] = wait_for(lambda: smtp.inbox.to("sup-1@clinic.example"), timeout_s=30)
         finally:
             process.stop()
         assert process.popen.returncode == 0
@@ -124,8 +125,7 @@ def test_an_alert_reaches_inbox_and_email_then_escalates_when_nobody_acknowledge
     assert item["kind"] == "alliance_dropped" and item["dimension"] == "goal" and item["client_id"] == "cl-1"
     assert email["Subject"] == "[Rapport] Alliance alert (goal) - high" and "cl-1" not in email["Subject"]
     assert escalation["kind"] == "escalation" and escalation["escalation_of"] == item["id"]
-    assert [m["Subject"] for m in smtp.inbox.to("sup-1@clinic.example")] == [
-        "[Rapport] Escalation: unacknowledged alliance alert (goal) - high"]
+    assert escalated["Subject"] == "[Rapport] Escalation: unacknowledged alliance alert (goal) - high"
 
 
 def _staff_known(org) -> bool:

@@ -112,7 +112,9 @@ def init_app(app: Flask, service: str, identity_of: callable) -> None:
             return response  # health checks, sign-in pages, client links: nobody to attribute them to
         outcome = "ok" if status < 400 else {401: "unauthenticated", 403: "denied", 404: "not_found"}.get(
             status, "error")
-        subject = ",".join(f"{k}:{v}" for k, v in sorted((request.view_args or {}).items())) or None
+        # Ids from the URL name the subject; a signed link token is a credential, never recorded.
+        subject = ",".join(f"{k}:{v}" for k, v in sorted((request.view_args or {}).items())
+                           if "token" not in k) or None
         record(service, f"{request.method} {request.url_rule.rule}", outcome,
                actor=getattr(identity, "staff_id", None), role=getattr(identity, "role", None),
                org_id=getattr(identity, "org_id", None), clinic_id=g.get("audit_clinic_id"),

@@ -18,7 +18,6 @@ from typing import Callable, Mapping
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 from pymongo.errors import ConnectionFailure
@@ -166,7 +165,10 @@ class ConsumerLoop:
             bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.group,
             client_id=f"{self.settings.service}-worker", enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=self.max_records)
-        self._consumer.subscribe(list(self.handlers), listener=_CommitOnRevoke(self))
+        # No rebalance listener: kafka-python 3 calls it on its network thread, where a commit cannot block.
+        # Offsets of partitions this member lost are simply not committed (commit() keeps only assigned
+        # ones); the new owner re-reads those few messages, and handlers are idempotent.
+        self._consumer.subscribe(list(self.handlers))
         log.info("consuming %s as group %s", sorted(self.handlers), self.group)
         backoff = 0.0
         try:
@@ -306,9 +308,12 @@ class ConsumerLoop:
     def commit(self) -> None:
         if not self._uncommitted or self._consumer is None:
             return
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._uncommitted.items()}
+        assigned = self._consumer.assignment()
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._uncommitted.items()
+                   if tp in assigned}
         try:
-            self._consumer.commit(offsets)
+            if offsets:
+                self._consumer.commit(offsets)
             self._uncommitted.clear()
         except KafkaError as exc:
             # Kept for the next commit; a rebalance in between only means a redelivery, which is idempotent.
@@ -320,19 +325,6 @@ class ConsumerLoop:
         self.commit()
         self._consumer.close()
         log.info("consumer %s closed: %s", self.group, self.stats)
-
-
-class _CommitOnRevoke(ConsumerRebalanceListener):
-    def __init__(self, loop: ConsumerLoop):
-        self._loop = loop
-
-    def on_partitions_revoked(self, revoked):
-        self._loop.commit()
-        for tp in revoked:
-            self._loop._uncommitted.pop(tp, None)
-
-    def on_partitions_assigned(self, assigned):
-        pass
 
 
 def _safe_error_message(error: BaseException) -> str:

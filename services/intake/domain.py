@@ -158,16 +158,18 @@ class CounselorFacts:
     role: str
     clinic_ids: tuple[str, ...]
     active: bool
+    offers_telehealth: bool = False
 
 
 def check_assignment(org_id: str, clinic_id: str, counselor: CounselorFacts | None) -> None:
-    """A client may only be given an active counselor of the same organisation who works at its clinic."""
+    """A client may only be given an active counselor of the same organisation who works at its clinic, or
+    who offers telehealth (which, as in referral's matching, reaches every clinic of the organisation)."""
     if counselor is None or counselor.org_id != org_id or counselor.role != "counselor":
         raise Refused("counselor_id", "No such counselor in this organisation.")
     if not counselor.active:
         raise Refused("counselor_id", "This counselor is no longer active.")
-    if clinic_id not in counselor.clinic_ids:
-        raise Refused("counselor_id", "This counselor does not work at the client's clinic.")
+    if clinic_id not in counselor.clinic_ids and not counselor.offers_telehealth:
+        raise Refused("counselor_id", "This counselor does not work at the client's clinic or offer telehealth.")
 
 
 def next_session_number(existing: Sequence[int]) -> int:

@@ -66,7 +66,10 @@ def scoped_staff(actor: Identity, staff_id: str) -> Staff:
 def _counselor_facts(staff: Staff | None) -> domain.CounselorFacts | None:
     if staff is None:
         return None
-    return domain.CounselorFacts(staff.id, staff.org_id, staff.role, tuple(staff.clinic_ids), staff.active)
+    profile = staff.counselor
+    telehealth = profile is not None and "telehealth" in (profile.modalities or [])
+    return domain.CounselorFacts(staff.id, staff.org_id, staff.role, tuple(staff.clinic_ids), staff.active,
+                                 offers_telehealth=telehealth)
 
 
 # --- organisation and staff ---

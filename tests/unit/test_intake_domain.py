@@ -65,6 +65,13 @@ def test_a_counselor_of_the_clients_clinic_may_take_the_client():
     domain.check_assignment("org1", "north", COUNSELOR)
 
 
+def test_a_telehealth_counselor_of_another_clinic_may_take_the_client():
+    telehealth = CounselorFacts("c2", "org1", "counselor", ("south",), True, offers_telehealth=True)
+    domain.check_assignment("org1", "north", telehealth)
+    with pytest.raises(Refused):
+        domain.check_assignment("org2", "north", telehealth)
+
+
 @pytest.mark.parametrize("org, clinic, counselor, message", [
     ("org2", "north", COUNSELOR, "No such counselor"),
     ("org1", "south", COUNSELOR, "does not work at"),

@@ -8,11 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The pinned dependencies first, in their own layer, so that a code change does not reinstall them.
-COPY pyproject.toml ./
+# The pinned dependencies first, in their own layer, so that a code change does not reinstall them;
+# transitive ones at the versions in deploy/requirements.lock (what the tests ran with).
+COPY pyproject.toml deploy/requirements.lock ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt -c requirements.lock \
     && rm /tmp/requirements.txt
 
 # The project itself (and the `rapport` console script). The processes run from /app, so the

@@ -18,12 +18,12 @@ export RAPPORT_NOTIFY_WORKER_PORT ?= 8104
 export RAPPORT_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(RAPPORT_KAFKA_PORT)
 export RAPPORT_MONGO_URI ?= mongodb://127.0.0.1:$(RAPPORT_MONGO_PORT)/
 
-.PHONY: setup browser up down test unit integration e2e
+.PHONY: setup browser up down test unit integration e2e lock
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml deploy/requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[local,test]'
+	$(BIN)/pip install -q -e '.[local,test]' -c deploy/requirements.lock
 	touch $@
 
 # The virtualenv, the Kafka jars (Maven Central) and FerretDB (Go module proxy); each step runs once.
@@ -53,3 +53,8 @@ integration: setup
 
 e2e: setup
 	$(BIN)/pytest tests/e2e
+
+# Re-pin every Python package at the versions installed now (after a change to pyproject.toml).
+lock: $(BIN)/.installed
+	{ head -n 3 deploy/requirements.lock; $(BIN)/pip freeze --exclude-editable; } > deploy/requirements.lock.new
+	mv deploy/requirements.lock.new deploy/requirements.lock

@@ -18,7 +18,7 @@ export RAPPORT_NOTIFY_WORKER_PORT ?= 8104
 export RAPPORT_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(RAPPORT_KAFKA_PORT)
 export RAPPORT_MONGO_URI ?= mongodb://127.0.0.1:$(RAPPORT_MONGO_PORT)/
 
-.PHONY: setup browser up down test unit integration e2e lock
+.PHONY: setup browser up down test unit integration e2e faults bench lock
 
 $(BIN)/.installed: pyproject.toml deploy/requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ integration: setup
 
 e2e: setup
 	$(BIN)/pytest tests/e2e
+
+# The fault suite (also part of `make test`): broker restart, kill -9, rebalance, poison, database outage, replay.
+faults: setup
+	$(BIN)/pytest -s tests/faults
+
+# Benchmarks (never timed tests). So far: ranking 10,000 counselors for one client.
+bench: setup
+	$(BIN)/python deploy/bench/matching.py
 
 # Re-pin every Python package at the versions installed now (after a change to pyproject.toml).
 lock: $(BIN)/.installed

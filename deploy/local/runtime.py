@@ -94,10 +94,19 @@ def kafka_command(data: Path, port: int, controller_port: int, heap_mb: int = 51
     java = ["java", f"-Xms{heap_mb}m", f"-Xmx{heap_mb}m", f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
             "-cp", f"{libs}/*"]
     if not (data / "log" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         subprocess.run(java + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
                                "-c", str(props)], check=True, stdout=subprocess.DEVNULL)
     return java + ["kafka.Kafka", str(props)]
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id (base64url of a UUID) that does not start with "-", which the storage
+    tool's argument parser would take for an option (Kafka's own random-uuid avoids it the same way)."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def ferretdb_command(data: Path, port: int) -> list[str]:

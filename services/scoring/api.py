@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from flask import Response, abort, request, url_for
+from flask import Response, abort, url_for
 from flask_smorest import Blueprint
 
 from services.common.instruments import instrument_definitions

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterable
 
 import jwt
 
@@ -81,6 +80,3 @@ def token_age(settings: Settings, token: str, now: datetime | None = None) -> ti
     claims = jwt.decode(token, settings.jwt_secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER)
     return (now or datetime.now(timezone.utc)) - datetime.fromtimestamp(claims["iat"], timezone.utc)
 
-
-def roles_valid(roles: Iterable[str]) -> bool:
-    return all(r in ROLES for r in roles)

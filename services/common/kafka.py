@@ -8,7 +8,6 @@ can never be processed goes to `<topic>.dlq` with its origin in headers while th
 from __future__ import annotations
 
 import logging
-import signal
 from collections import deque
 import threading
 import time
@@ -155,10 +154,6 @@ class ConsumerLoop:
     def _caught_up(self) -> bool:
         targets = self._catch_up_targets
         return targets is not None and all(self._handled.get(tp, 0) >= end for tp, end in targets.items())
-
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
 
     def run(self) -> None:
         self._consumer = KafkaConsumer(

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from flask_smorest import Page
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema
 
-from .events import ID_PATTERN
+from .events import Id
 
 
 class RequestSchema(Schema):
@@ -18,8 +18,8 @@ class ResponseSchema(Schema):
     """Output: what the server says; fields the client cannot set are dump_only in the request schemas."""
 
 
-def IdField(**kwargs) -> fields.String:
-    return fields.String(validate=validate.Regexp(ID_PATTERN, error="Not a valid id."), **kwargs)
+# The same id rule as the event contracts: what an API accepts as an id can travel in an event.
+IdField = Id
 
 
 class QuerySetPage(Page):

@@ -138,10 +138,3 @@ def run(worker: Worker) -> None:
     signal.signal(signal.SIGINT, worker.stop)
     worker.run()
 
-
-def run_consumer(service: str, handlers: dict[str, Handler]) -> None:
-    run(Worker(service, handlers=handlers))
-
-
-def run_outbox_relay(service: str, document_classes: list[type[me.Document]]) -> None:
-    run(Worker(service, outbox_documents=document_classes))

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from services.common import mongo
-from services.common.auth import Identity, issue_token
+from services.common.auth import Identity
 from services.common.events import Topic, make_event, new_id
 from services.notify import domain
 from services.notify.app import create_app
@@ -17,6 +17,7 @@ from services.notify.models import Notification, StaffMember
 from tests.integration.test_notify_harness import SmtpServer, publish
 from tests.support.components import start_process
 from tests.support.kafka_reader import wait_for
+from tests.support.identity import bearer as bearer_for
 
 CLINIC = "clinic-a"
 EMAIL = "co-1@clinic.example"
@@ -47,8 +48,7 @@ def notify(settings_for, unique):
 
 
 def bearer(app, org, staff_id, role):
-    token = issue_token(app.extensions["rapport.settings"], Identity(staff_id, org, (CLINIC,), role))
-    return {"Authorization": f"Bearer {token}"}
+    return bearer_for(Identity(staff_id, org, (CLINIC,), role), app.extensions["rapport.settings"])
 
 
 def dropped(org, client, counselor="co-1"):

@@ -10,17 +10,12 @@ from dataclasses import dataclass
 
 import requests
 
-from services.common.auth import Identity, issue_token
-from services.common.config import Settings
+from services.common.auth import Identity
 from services.common.events import Topic
+from tests.support.identity import bearer
 from tests.support.kafka_reader import events_on, read_topic, send_raw, wait_for
 
 TIMEOUT_S = 30
-SETTINGS = Settings.load("tests")  # every process of a test run shares the development JWT secret
-
-
-def bearer(identity: Identity) -> dict:
-    return {"Authorization": f"Bearer {issue_token(SETTINGS, identity)}"}
 
 
 @dataclass

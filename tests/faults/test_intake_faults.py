@@ -10,17 +10,12 @@ from collections import defaultdict
 
 import requests
 
-from services.common.auth import Identity, issue_token
-from services.common.config import Settings
+from services.common.auth import Identity
 from services.common.events import Topic
 from tests.support.components import ROOT, free_port, runtime, start_process
+from tests.support.identity import bearer
 from tests.support.kafka_reader import events_on, wait_for
 
-SETTINGS = Settings.load("tests")
-
-
-def bearer(identity: Identity) -> dict:
-    return {"Authorization": f"Bearer {issue_token(SETTINGS, identity)}"}
 
 
 def start_intake_api(faulty, unique, folder, kafka_bootstrap: str | None = None):

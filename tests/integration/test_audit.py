@@ -6,8 +6,9 @@ from flask import abort, jsonify
 
 from services.common import audit
 from services.common.audit import AuditRecord
-from services.common.auth import Identity, issue_token
+from services.common.auth import Identity
 from services.common.web import create_service_app, require_identity
+from tests.support.identity import bearer as bearer_for
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def app(settings_for):
 
 
 def bearer(settings, staff="s1", role="counselor", org="org-1"):
-    return {"Authorization": f"Bearer {issue_token(settings, Identity(staff, org, ('north',), role))}"}
+    return bearer_for(Identity(staff, org, ('north',), role), settings)
 
 
 def test_reads_denials_and_misses_are_recorded_with_who_what_and_outcome(app, settings_for):

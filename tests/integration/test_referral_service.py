@@ -18,6 +18,7 @@ from services.referral.models import (OUTBOX_DOCUMENTS, ClientView, CounselorFit
                                       Referral)
 from tests.support.components import free_port
 from tests.support.kafka_reader import events_on, read_topic, send_raw, wait_for
+from tests.support.identity import bearer as bearer_for
 
 CLINIC, OTHER_CLINIC = "clinic-a", "clinic-b"
 EXIT_POOR = {"session_number": 4, "comfortable": 3, "style_fit": 3, "confident_progress": 3,
@@ -77,8 +78,7 @@ def referral_app(settings_for):
 
 
 def bearer(app, org, role="supervisor", staff="sup-1", clinics=(CLINIC,)):
-    token = issue_token(app.extensions["rapport.settings"], Identity(staff, org, tuple(clinics), role))
-    return {"Authorization": f"Bearer {token}"}
+    return bearer_for(Identity(staff, org, tuple(clinics), role), app.extensions["rapport.settings"])
 
 
 def recommended(components, org, trigger_id=None):

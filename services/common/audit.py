@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +26,10 @@ from pymongo.errors import DuplicateKeyError
 from .mongo import utcnow
 
 GENESIS = "0" * 64
-APPEND_ATTEMPTS = 20
+APPEND_ATTEMPTS = 60
+# Writers that lost a position wait a random moment, growing with each loss, so that they do not collide
+# again in step: without it a burst of concurrent requests exhausts the attempts and answers 500.
+APPEND_BACKOFF_S = 0.002
 
 
 class AuditRecord(me.Document):
@@ -61,7 +66,7 @@ def _digest(prev_hash: str, content: dict[str, Any]) -> str:
 def record(service: str, action: str, outcome: str, *, actor: str | None = None, role: str | None = None,
            org_id: str | None = None, clinic_id: str | None = None, subject: str | None = None,
            request_id: str | None = None) -> AuditRecord:
-    for _ in range(APPEND_ATTEMPTS):
+    for attempt in range(APPEND_ATTEMPTS):
         last = AuditRecord.objects.order_by("-seq").only("seq", "hash").first()
         entry = AuditRecord(seq=(last.seq + 1) if last else 1, at=utcnow(), service=service, actor=actor,
                             role=role, org_id=org_id, clinic_id=clinic_id, subject=subject, action=action,
@@ -72,7 +77,8 @@ def record(service: str, action: str, outcome: str, *, actor: str | None = None,
             entry.save(force_insert=True)
             return entry
         except (me.NotUniqueError, DuplicateKeyError):
-            continue  # another writer took this position: read the new tail and try again
+            # Another writer took this position: read the new tail and try again.
+            time.sleep(random.uniform(0, APPEND_BACKOFF_S * (attempt + 1)))
     raise RuntimeError("could not append to the audit log")
 
 

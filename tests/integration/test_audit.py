@@ -1,6 +1,8 @@
 """The audit trail on a real database: requests are recorded, the chain verifies, tampering is pinpointed."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from flask import abort, jsonify
 
@@ -73,3 +75,18 @@ def test_admins_of_the_organisation_query_the_trail_others_may_not(app, settings
     assert listed.status_code == 200
     assert {r["actor"] for r in listed.json} == {"s1"}  # org-2's access is not org-1's business
     assert client.get("/api/audit", headers=bearer(settings)).status_code == 403
+
+
+def test_concurrent_writers_all_append_and_the_chain_stays_intact(app):
+    """A burst of requests in several threads and processes: every record finds a position (before, the
+    losers gave up after a few collisions and the request answered 500)."""
+    writers, each = 8, 15
+
+    def append(writer: int) -> None:
+        for n in range(each):
+            audit.record("tests", "GET /api/clients/<client_id>", "ok", actor=f"s{writer}", subject=f"c-{n}")
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(append, range(writers)))
+    report = audit.verify()
+    assert report.intact and report.records == writers * each

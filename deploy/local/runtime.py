@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -52,11 +53,34 @@ def fetch_kafka() -> Path:
 
 
 def build_ferretdb() -> Path:
-    sources = [FERRETDB_SRC / "main.go", FERRETDB_SRC / "go.mod", FERRETDB_SRC / "go.sum"]
+    """Build FerretDB from the Go module proxy, with deploy/ferretdb/*.patch applied to a copy of its module.
+
+    The patched copy is wired in through a Go workspace kept under .rapport, so deploy/ferretdb/go.mod stays
+    a plain requirement of the published module (and its go.sum checks what is downloaded).
+    """
+    patches = sorted(FERRETDB_SRC.glob("*.patch"))
+    sources = [FERRETDB_SRC / "main.go", FERRETDB_SRC / "go.mod", FERRETDB_SRC / "go.sum", *patches]
     if _stamp_ok(FERRETDB_BIN, *sources):
         return FERRETDB_BIN
     FERRETDB_BIN.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["go", "build", "-o", str(FERRETDB_BIN), "."], cwd=FERRETDB_SRC, check=True)
+    module = "github.com/FerretDB/FerretDB"
+    version = next(line.split()[-1] for line in (FERRETDB_SRC / "go.mod").read_text().splitlines()
+                   if line.strip().startswith(f"require {module} "))
+    downloaded = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], cwd=FERRETDB_SRC,
+                                check=True, capture_output=True, text=True)
+    patched = STATE / "ferretdb-module"
+    if patched.exists():
+        shutil.rmtree(patched)
+    # The module cache is read-only; the copy is ours to patch.
+    shutil.copytree(json.loads(downloaded.stdout)["Dir"], patched)
+    for path in patched.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o200)
+    for patch in patches:
+        subprocess.run(["patch", "-p1", "--forward", "--quiet", "-i", str(patch)], cwd=patched, check=True)
+    workspace = STATE / "ferretdb.go.work"
+    workspace.write_text(f"go 1.24\n\nuse {FERRETDB_SRC}\n\nreplace {module} {version} => {patched}\n")
+    subprocess.run(["go", "build", "-o", str(FERRETDB_BIN), "."], cwd=FERRETDB_SRC, check=True,
+                   env={**os.environ, "GOWORK": str(workspace)})
     return FERRETDB_BIN
 
 

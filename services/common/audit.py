@@ -54,6 +54,41 @@ class AuditRecord(me.Document):
                 "action": self.action, "outcome": self.outcome, "request_id": self.request_id}
 
 
+class AuditHead(me.Document):
+    """Where the chain ends, as one document read by id: finding the tail by sorting the trail costs a scan
+    of every record on FerretDB, on every request. Moved forward after each append."""
+
+    id = me.StringField(primary_key=True)  # HEAD_ID
+    seq = me.IntField(required=True)
+    hash = me.StringField(required=True)
+    meta = {"collection": "audit_head"}
+
+
+HEAD_ID = "head"
+
+
+def _tail() -> tuple[int, str]:
+    """(seq, hash) of the last record. A writer that died between appending and moving the head left the
+    head behind: the records after it are found by position, one lookup each."""
+    head = AuditHead.objects(id=HEAD_ID).first()
+    if head is None:  # a trail from before the head existed, or an empty one
+        last = AuditRecord.objects.order_by("-seq").only("seq", "hash").first()
+        seq, hash_ = (last.seq, last.hash) if last else (0, GENESIS)
+    else:
+        seq, hash_ = head.seq, head.hash
+    while (following := AuditRecord.objects(seq=seq + 1).only("seq", "hash").first()) is not None:
+        seq, hash_ = following.seq, following.hash
+    return seq, hash_
+
+
+def _move_head(seq: int, hash_: str) -> None:
+    try:
+        AuditHead._get_collection().update_one({"_id": HEAD_ID, "seq": {"$lt": seq}},
+                                               {"$set": {"seq": seq, "hash": hash_}}, upsert=True)
+    except DuplicateKeyError:
+        pass  # the head is at or past this record already
+
+
 def _iso(moment: datetime) -> str:
     # Milliseconds: what BSON keeps, so the hash is the same before and after the round trip.
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
@@ -67,14 +102,15 @@ def record(service: str, action: str, outcome: str, *, actor: str | None = None,
            org_id: str | None = None, clinic_id: str | None = None, subject: str | None = None,
            request_id: str | None = None) -> AuditRecord:
     for attempt in range(APPEND_ATTEMPTS):
-        last = AuditRecord.objects.order_by("-seq").only("seq", "hash").first()
-        entry = AuditRecord(seq=(last.seq + 1) if last else 1, at=utcnow(), service=service, actor=actor,
-                            role=role, org_id=org_id, clinic_id=clinic_id, subject=subject, action=action,
-                            outcome=outcome, request_id=request_id, prev_hash=last.hash if last else GENESIS)
+        last_seq, last_hash = _tail()
+        entry = AuditRecord(seq=last_seq + 1, at=utcnow(), service=service, actor=actor, role=role,
+                            org_id=org_id, clinic_id=clinic_id, subject=subject, action=action,
+                            outcome=outcome, request_id=request_id, prev_hash=last_hash)
         entry.at = entry.at.replace(microsecond=entry.at.microsecond // 1000 * 1000)
         entry.hash = _digest(entry.prev_hash, entry.content())
         try:
             entry.save(force_insert=True)
+            _move_head(entry.seq, entry.hash)
             return entry
         except (me.NotUniqueError, DuplicateKeyError):
             # Another writer took this position: read the new tail and try again.

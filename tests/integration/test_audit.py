@@ -7,7 +7,7 @@ import pytest
 from flask import abort, jsonify
 
 from services.common import audit
-from services.common.audit import AuditRecord
+from services.common.audit import HEAD_ID, AuditHead, AuditRecord
 from services.common.auth import Identity
 from services.common.web import create_service_app, require_identity
 from tests.support.identity import bearer as bearer_for
@@ -90,3 +90,13 @@ def test_concurrent_writers_all_append_and_the_chain_stays_intact(app):
         list(pool.map(append, range(writers)))
     report = audit.verify()
     assert report.intact and report.records == writers * each
+
+
+def test_a_head_left_behind_by_a_writer_that_died_is_caught_up(app):
+    for n in range(3):
+        audit.record("tests", "GET /api/clients/<client_id>", "ok", actor="s1", subject=f"c-{n}")
+    # A writer that appended record 3 and died before moving the head.
+    AuditHead.objects(id=HEAD_ID).update_one(set__seq=2, set__hash=AuditRecord.objects.get(seq=2).hash)
+    appended = audit.record("tests", "GET /api/clients/<client_id>", "ok", actor="s1", subject="c-3")
+    assert appended.seq == 4 and audit.verify().intact
+    assert AuditHead.objects.get(id=HEAD_ID).seq == 4

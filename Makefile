@@ -58,9 +58,10 @@ e2e: setup
 faults: setup
 	$(BIN)/pytest -s tests/faults
 
-# Benchmarks (never timed tests). So far: ranking 10,000 counselors for one client.
+# Benchmarks (never timed tests): intake under load, alert latency, replay, matching, peak memory; each on a
+# broker, database and platform of its own, next to a limit measured in the same run. Writes docs/benchmarks.md.
 bench: setup
-	$(BIN)/python deploy/bench/matching.py
+	$(BIN)/python deploy/bench/run.py
 
 # Re-pin every Python package at the versions installed now (after a change to pyproject.toml).
 lock: $(BIN)/.installed

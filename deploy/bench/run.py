@@ -15,6 +15,7 @@ import os
 import platform as host
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,6 +82,17 @@ def machine() -> str:
             f"Python {host.python_version()}")
 
 
+def measured_code() -> str:
+    """The commit measured, and whether the services' code had uncommitted changes (work in progress of
+    someone else's is measured too, and should be visible)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    changed = git("status", "--porcelain", "--", "services", "deploy")
+    commit = git("log", "-1", "--format=%h (%cs)") or "unknown"
+    return f"`{commit}`" + (f", plus uncommitted changes in {len(changed.splitlines())} files under services/ "
+                            "or deploy/" if changed else " (no uncommitted changes under services/ or deploy/)")
+
+
 def document(results: list[tuple[str, Result, float | None]], command: str, total_s: float) -> str:
     summary = [[f.figure, f.limit, f.ratio, f.goal, {True: "yes", False: "**no**", None: "—"}[f.met]]
                for _, result, _ in results for f in result.figures]
@@ -93,6 +105,7 @@ def document(results: list[tuple[str, Result, float | None]], command: str, tota
         f"- command: `{command}` (what `make bench` runs)",
         f"- run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {total_s / 60:.1f} minutes in all",
         f"- machine: {machine()}",
+        f"- code: {measured_code()}",
         "- components: Apache Kafka 4.3 (KRaft, one broker, from `.rapport/kafka`), FerretDB 1.24 (`.rapport/bin`); "
         "every benchmark on a broker, database and processes of its own, 127.0.0.1 only",
         "",

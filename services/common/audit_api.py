@@ -8,7 +8,7 @@ from marshmallow import fields
 
 from .audit import AuditRecord
 from .schemas import QuerySetPage, RequestSchema, ResponseSchema
-from .web import require_identity
+from .web import guard, require_identity
 
 audit_blp = Blueprint("audit", __name__, url_prefix="/api/audit", description="Audit trail (admins)")
 
@@ -36,6 +36,7 @@ class AuditRecordSchema(ResponseSchema):
 
 
 @audit_blp.get("")
+@guard("admin")
 @audit_blp.arguments(AuditQuerySchema, location="query")
 @audit_blp.response(200, AuditRecordSchema(many=True))
 @audit_blp.paginate(QuerySetPage)

@@ -1,8 +1,8 @@
 """Base schemas for the HTTP APIs, one per direction, and the pager for mongoengine querysets."""
 from __future__ import annotations
 
-from flask_smorest import Page
-from marshmallow import RAISE, Schema
+from flask_smorest import Page, pagination
+from marshmallow import RAISE, Schema, fields, validate
 
 from .events import Id
 
@@ -28,3 +28,21 @@ class QuerySetPage(Page):
     @property
     def item_count(self) -> int:
         return self.collection.count()
+
+
+# flask-smorest bounds page_size but not page: a page far out made skip() overflow MongoDB's 64-bit integers
+# (a 500). Every paginated route gets the bound, in its OpenAPI parameters too; this module is imported by
+# every API module before its routes are decorated.
+MAX_PAGE = 10_000
+_unbounded_pagination_schema = pagination._pagination_parameters_schema_factory
+
+
+def _bounded_pagination_schema(def_page, def_page_size, def_max_page_size):
+    unbounded = _unbounded_pagination_schema(def_page, def_page_size, def_max_page_size)
+
+    class BoundedPaginationParametersSchema(unbounded):
+        page = fields.Integer(load_default=def_page, validate=validate.Range(min=1, max=MAX_PAGE))
+    return BoundedPaginationParametersSchema
+
+
+pagination._pagination_parameters_schema_factory = _bounded_pagination_schema

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import wraps
 from datetime import datetime, time, timedelta, timezone
 
 from flask import g, request
@@ -11,7 +10,7 @@ from flask_smorest import Blueprint, abort
 from services.common.auth import Identity, issue_token
 from services.common.ratelimit import too_many
 from services.common.schemas import QuerySetPage
-from services.common.web import kafka_ext, require_identity, settings
+from services.common.web import guard, kafka_ext, require_identity, settings
 
 from . import domain, handlers, links
 from .accounts import sign_in, throttle
@@ -34,18 +33,6 @@ feedback = Blueprint("feedback", __name__, url_prefix="/api/feedback", descripti
 BLUEPRINTS = (auth, clinics, staff, counselors, clients, feedback)
 
 ANY_STAFF = domain.STAFF_ROLES
-
-
-def guard(*roles: str):
-    """Check the caller's identity and role before anything else, input validation included:
-    401 without a valid token, 403 for a role that may never use the route."""
-    def decorate(view):
-        @wraps(view)
-        def guarded(*args, **kwargs):
-            require_identity(*roles)
-            return view(*args, **kwargs)
-        return guarded
-    return decorate
 
 
 def caller() -> Identity:
@@ -207,7 +194,7 @@ def update_counselor(data, counselor_id):
 def list_clients(query):
     """Clients of the caller's clinics, newest first."""
     identity = caller()
-    found = Client.objects(**identity.clinic_filter())
+    found = Client.objects(**handlers.client_scope(identity))
     if "clinic_id" in query:
         found = found.filter(clinic_id=query["clinic_id"])
     if "counselor_id" in query:
@@ -287,9 +274,16 @@ def create_feedback_request(data, client_id):
 @guard(*ANY_STAFF)
 @clients.response(200, ExitInterviewSchema(many=True))
 def list_exit_interviews(client_id):
+    identity = caller()
     with domain_errors():
-        client = handlers.scoped_client(caller(), client_id)
-    return list(ExitInterview.objects(client_id=client.id).order_by("session_number"))
+        client = handlers.scoped_client(identity, client_id)
+    return list(exit_interviews(identity, client.id))
+
+
+def exit_interviews(identity: Identity, client_id: str):
+    """A client's exit interviews; the client's own words (comment) are not for the front desk."""
+    found = ExitInterview.objects(client_id=client_id).order_by("session_number")
+    return found.exclude("comment") if identity.role not in domain.COMMENT_READERS else found
 
 
 def link_url(request: FeedbackRequest) -> str:
@@ -322,7 +316,7 @@ def submit_feedback(data):
 @feedback.paginate(QuerySetPage)
 def list_feedback(query):
     identity = caller()
-    return FeedbackSubmission.objects(client_id=query["client_id"], **identity.clinic_filter()) \
+    return FeedbackSubmission.objects(client_id=query["client_id"], **handlers.client_scope(identity)) \
         .order_by("session_number", "created_at")
 
 
@@ -331,4 +325,4 @@ def list_feedback(query):
 @feedback.response(200, FeedbackSchema)
 def get_feedback(feedback_id):
     identity = caller()
-    return FeedbackSubmission.objects(id=feedback_id, **identity.clinic_filter()).first() or abort(404)
+    return FeedbackSubmission.objects(id=feedback_id, **handlers.client_scope(identity)).first() or abort(404)

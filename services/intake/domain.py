@@ -11,6 +11,8 @@ STAFF_ROLES = ("admin", "supervisor", "counselor", "front_desk")
 CLIENT_WRITERS = ("admin", "supervisor", "front_desk")
 DIRECTORY_EDITORS = ("admin", "supervisor")
 STAFF_ADMINS = ("admin",)
+# Who may read clients' free-text answers (exit-interview comments): not the front desk.
+COMMENT_READERS = ("admin", "supervisor", "counselor")
 
 GENDERS = ("female", "male", "nonbinary")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -35,8 +35,17 @@ def _now() -> datetime:
 
 # --- scoped look-ups: what is outside the caller's organisation and clinics does not exist for them ---
 
+def client_scope(actor: Identity, counselor_field: str = "counselor_id") -> dict:
+    """The filter for client data this caller may see: their clinics (admins: the organisation), and for a
+    counselor only their own clients (`counselor_field` names the document's counselor)."""
+    scope = actor.clinic_filter()
+    if actor.role == "counselor":
+        scope[counselor_field] = actor.staff_id
+    return scope
+
+
 def scoped_client(actor: Identity, client_id: str) -> Client:
-    client = Client.objects(id=client_id, **actor.clinic_filter()).first()
+    client = Client.objects(id=client_id, **client_scope(actor)).first()
     if client is None:
         raise domain.NotFound("client")
     return client

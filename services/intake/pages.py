@@ -18,11 +18,11 @@ from services.common.web import (clear_session_cookie, kafka_ext, require_page_i
 
 from . import domain, handlers, links
 from .accounts import sign_in, throttle
-from .api import link_url
+from .api import exit_interviews, link_url
 from .commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateFeedbackRequest,
                        RecordSession, RegisterClient)
 from .directory import counselor_views, search_counselors
-from .models import Client, Clinic, ExitInterview, FeedbackRequest, Session
+from .models import Client, Clinic, FeedbackRequest, Session
 from .schemas import ClientSchema, CounselorQuerySchema, SessionSchema
 
 pages = Blueprint("intake_pages", __name__, template_folder="templates")
@@ -87,7 +87,7 @@ def home():
     if identity is None:
         return signin_redirect()
     start_of_day = datetime.combine(date.today(), time(), timezone.utc)
-    scoped = Client.objects(**identity.clinic_filter())
+    scoped = Client.objects(**handlers.client_scope(identity))
     return render_template("home.html", today=scoped.filter(created_at__gte=start_of_day).order_by("-created_at"),
                            recent=scoped.filter(created_at__lt=start_of_day).order_by("-created_at")[:20],
                            clinic_names=_clinic_names(identity), notice=NOTICES.get(request.args.get("done")))
@@ -174,7 +174,7 @@ def client_page(client_id, errors=None, status=200):
     return render_template(
         "client.html", client=client, sessions=sessions, links=link_rows, counselors=counselors,
         counselor_names={c["id"]: c["display_name"] for c in counselors},
-        exit_interviews=list(ExitInterview.objects(client_id=client.id)), clinic_names=_clinic_names(identity),
+        exit_interviews=list(exit_interviews(identity, client.id)), clinic_names=_clinic_names(identity),
         errors=errors or {}, notice=NOTICES.get(request.args.get("done")), today=date.today().isoformat(),
         can_write=identity.role in domain.CLIENT_WRITERS), status
 

@@ -224,5 +224,6 @@ class ExitInterviewSchema(ResponseSchema):
     confident_progress = fields.Integer()
     outside_expertise = fields.Boolean()
     wants_someone_else = fields.Boolean()
-    comment = fields.String(allow_none=True)
+    comment = fields.String(allow_none=True,
+                            metadata={"description": "the client's own words; null for the front desk"})
     created_at = fields.AwareDateTime()

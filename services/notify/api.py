@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
-from services.common.web import require_identity
+from services.common.web import guard, require_identity
 
 from . import queries
 from .notifications import acknowledge
@@ -18,6 +18,7 @@ inbox = Blueprint("inbox", __name__, url_prefix="/api/inbox",
 
 
 @inbox.get("")
+@guard()
 @inbox.arguments(InboxQuerySchema, location="query")
 @inbox.response(200, NotificationSchema(many=True))
 @inbox.paginate(QuerySetPage)
@@ -27,12 +28,14 @@ def list_inbox(query):
 
 
 @inbox.get("/unread-count")
+@guard()
 @inbox.response(200, UnreadCountSchema)
 def unread_count():
     return {"unread": queries.unread_count(require_identity())}
 
 
 @inbox.get("/<notification_id>")
+@guard()
 @inbox.response(200, NotificationSchema)
 def get_notification(notification_id):
     """One notification with its deliveries per channel (status, attempts, last error)."""
@@ -40,6 +43,7 @@ def get_notification(notification_id):
 
 
 @inbox.post("/<notification_id>/ack")
+@guard()
 @inbox.response(200, NotificationSchema)
 def acknowledge_notification(notification_id):
     """The recipient acknowledges; repeating it keeps the first time. Stops a pending escalation."""
@@ -51,12 +55,14 @@ preferences = Blueprint("preferences", __name__, url_prefix="/api/preferences",
 
 
 @preferences.get("")
+@guard()
 @preferences.response(200, PreferencesSchema)
 def get_preferences():
     return dump(preferences_for(require_identity()))
 
 
 @preferences.put("")
+@guard()
 @preferences.arguments(PreferencesSchema)
 @preferences.response(200, PreferencesSchema)
 def put_preferences(data):
@@ -69,6 +75,7 @@ supervision = Blueprint("supervision", __name__, url_prefix="/api/supervision",
 
 
 @supervision.get("")
+@guard(*queries.OVERSEERS)
 @supervision.arguments(SupervisionQuerySchema, location="query")
 @supervision.response(200, SupervisionSchema)
 def get_supervision(query):

@@ -8,7 +8,7 @@ from flask import abort
 from services.common.auth import Identity
 
 from . import domain
-from .models import Notification
+from .models import Notification, StaffMember
 
 OVERSEERS = ("supervisor", "admin")
 ALERT_KINDS = (domain.ALLIANCE_DROPPED, domain.ESCALATION)
@@ -50,6 +50,13 @@ def own_notification(identity: Identity, notification_id: str) -> Notification:
     return n
 
 
+def _known_clinic(identity: Identity, clinic_id: str) -> bool:
+    """A clinic of the caller's organisation as far as notify can tell (named in the token, or where its
+    staff work): an admin naming another organisation's clinic gets 404, not an empty overview."""
+    return clinic_id in identity.clinic_ids or \
+        StaffMember.objects(org_id=identity.org_id, clinic_ids=clinic_id).first() is not None
+
+
 def supervision(identity: Identity, clinic_id: str | None = None) -> dict:
     """Unacknowledged alerts per counselor and the escalations, within the caller's clinics.
 
@@ -57,7 +64,7 @@ def supervision(identity: Identity, clinic_id: str | None = None) -> dict:
     """
     scope = identity.clinic_filter()
     if clinic_id:
-        if not identity.can_access_clinic(identity.org_id, clinic_id):
+        if not identity.can_access_clinic(identity.org_id, clinic_id) or not _known_clinic(identity, clinic_id):
             abort(404)
         scope = {"org_id": identity.org_id, "clinic_id": clinic_id}
     open_alerts = Notification.objects(kind=domain.ALLIANCE_DROPPED, acknowledged_at=None, **scope).only(

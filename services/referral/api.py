@@ -8,11 +8,11 @@ from flask_smorest import Blueprint
 from flask_smorest import abort as api_abort
 
 from services.common.schemas import QuerySetPage
-from services.common.web import kafka_ext, require_identity
+from services.common.web import guard, kafka_ext, require_identity
 
 from . import domain, handlers
 from .commands import AcceptReferral, DeclineReferral
-from .models import CounselorView, IntakeView, visible_referrals
+from .models import CounselorView, visible_intake, visible_referrals
 from .schemas import (AcceptSchema, CounselorViewSchema, DeclineSchema, IntakeViewSchema, ReferralQuerySchema,
                       ReferralSchema)
 
@@ -28,13 +28,14 @@ referrals = Blueprint("referrals", __name__, url_prefix="/api/referrals",
 
 
 @intakes.get("/<intake_id>")
+@guard(*ALL_STAFF)
 @intakes.response(200, IntakeViewSchema)
 def get_intake(intake_id):
-    identity = require_identity(*ALL_STAFF)
-    return IntakeView.objects(id=intake_id, **identity.clinic_filter()).first() or abort(404)
+    return visible_intake(require_identity(*ALL_STAFF), intake_id) or abort(404)
 
 
 @counselors.get("")
+@guard(*ALL_STAFF)
 @counselors.response(200, CounselorViewSchema(many=True))
 @counselors.paginate(QuerySetPage)
 def list_counselors():
@@ -47,6 +48,7 @@ def list_counselors():
 
 
 @referrals.get("")
+@guard(*ALL_STAFF)
 @referrals.arguments(ReferralQuerySchema, location="query")
 @referrals.response(200, ReferralSchema(many=True))
 @referrals.paginate(QuerySetPage)
@@ -57,6 +59,7 @@ def list_referrals(query):
 
 
 @referrals.get("/<referral_id>")
+@guard(*ALL_STAFF)
 @referrals.response(200, ReferralSchema)
 def get_referral(referral_id):
     identity = require_identity(*ALL_STAFF)
@@ -64,6 +67,7 @@ def get_referral(referral_id):
 
 
 @referrals.post("/<referral_id>/accept")
+@guard(*DECIDERS)
 @referrals.arguments(AcceptSchema)
 @referrals.response(200, ReferralSchema)
 @referrals.alt_response(404, description="No such referral in the caller's clinics")
@@ -76,6 +80,7 @@ def accept_referral(data, referral_id):
 
 
 @referrals.post("/<referral_id>/decline")
+@guard(*DECIDERS)
 @referrals.arguments(DeclineSchema)
 @referrals.response(200, ReferralSchema)
 @referrals.alt_response(404, description="No such referral in the caller's clinics")

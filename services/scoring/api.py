@@ -14,11 +14,11 @@ from flask_smorest import Blueprint
 from services.common.instruments import instrument_definitions
 from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
-from services.common.web import require_identity
+from services.common.web import guard, require_identity
 
 from . import views
 from .instruments import shipped_instruments
-from .models import Alert, ClinicAlertSettings, SessionScore
+from .models import Alert, ClinicAlertSettings, Dyad, SessionScore
 from .rules import rule_defaults
 from .schemas import (AlertDocumentSchema, AlertQuerySchema, AlertSettingsSchema, AlertSettingsUpdateSchema,
                       ClinicSummarySchema, ScoreQuerySchema, SessionScoreSchema, SummaryQuerySchema,
@@ -39,6 +39,7 @@ instruments = Blueprint("instruments", __name__, url_prefix="/api/instruments",
 
 
 @scores.get("")
+@guard(*STAFF)
 @scores.arguments(ScoreQuerySchema, location="query")
 @scores.response(200, SessionScoreSchema(many=True))
 @scores.paginate(QuerySetPage)
@@ -51,6 +52,7 @@ def list_scores(query):
 
 
 @scores.get("/<score_id>")
+@guard(*STAFF)
 @scores.response(200, SessionScoreSchema)
 def get_score(score_id):
     identity = require_identity(*STAFF)
@@ -58,6 +60,7 @@ def get_score(score_id):
 
 
 @trajectories.get("")
+@guard(*STAFF)
 @trajectories.arguments(TrajectoryQuerySchema, location="query")
 @trajectories.response(200, TrajectorySchema)
 def get_trajectory(query):
@@ -69,6 +72,7 @@ def get_trajectory(query):
 
 
 @alerts.get("")
+@guard(*STAFF)
 @alerts.arguments(AlertQuerySchema, location="query")
 @alerts.response(200, AlertDocumentSchema(many=True))
 @alerts.paginate(QuerySetPage)
@@ -82,6 +86,7 @@ def list_alerts(query):
 
 
 @alerts.get("/<alert_id>")
+@guard(*STAFF)
 @alerts.response(200, AlertDocumentSchema)
 def get_alert(alert_id):
     identity = require_identity(*STAFF)
@@ -90,12 +95,22 @@ def get_alert(alert_id):
 
 def _clinic_or_404(clinic_id: str):
     identity = require_identity(*SUPERVISING)
-    if not identity.can_access_clinic(identity.org_id, clinic_id):
+    if not identity.can_access_clinic(identity.org_id, clinic_id) or not _known_clinic(identity, clinic_id):
         abort(404)
     return identity
 
 
+def _known_clinic(identity, clinic_id: str) -> bool:
+    """A clinic of the caller's organisation as far as scoring can tell: named in the token, or holding
+    scores or settings here. An admin may see every clinic of the organisation, but a clinic id of another
+    organisation (or of none) must answer 404 like anything else outside the caller's scope."""
+    where = {"org_id": identity.org_id, "clinic_id": clinic_id}
+    return clinic_id in identity.clinic_ids or any(
+        model.objects(**where).only("id").first() is not None for model in (Dyad, SessionScore, ClinicAlertSettings))
+
+
 @clinics.get("/<clinic_id>/summary")
+@guard(*SUPERVISING)
 @clinics.arguments(SummaryQuerySchema, location="query")
 @clinics.response(200, ClinicSummarySchema)
 def clinic_summary(query, clinic_id):
@@ -115,6 +130,7 @@ def _alert_settings(org_id: str, clinic_id: str) -> dict:
 
 
 @clinics.get("/<clinic_id>/alert-settings")
+@guard(*SUPERVISING)
 @clinics.response(200, AlertSettingsSchema)
 def get_alert_settings(clinic_id):
     """The clinic's alert rules: defaults (alert_rules.yaml), its overrides, and what applies per instrument."""
@@ -123,6 +139,7 @@ def get_alert_settings(clinic_id):
 
 
 @clinics.put("/<clinic_id>/alert-settings")
+@guard("admin")
 @clinics.arguments(AlertSettingsUpdateSchema)
 @clinics.response(200, AlertSettingsSchema)
 def put_alert_settings(data, clinic_id):
@@ -137,6 +154,7 @@ def put_alert_settings(data, clinic_id):
 
 
 @fhir.get("/<client_id>/questionnaire-responses")
+@guard(*STAFF)
 @fhir.response(200, description="A FHIR R4 Bundle of QuestionnaireResponse resources",
                content_type="application/fhir+json")
 def export_responses(client_id):

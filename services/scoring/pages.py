@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, request
+from flask_smorest import abort as api_abort
 
 from services.common.web import require_identity, require_page_identity, signin_redirect
 
@@ -53,7 +54,7 @@ def trajectory_chart():
 def _chart_query() -> dict:
     errors = ChartQuerySchema().validate(request.args)
     if errors:
-        abort(400, description=f"invalid query fields: {sorted(errors)}")
+        api_abort(422, errors={"query": errors})
     return ChartQuerySchema().load(request.args)
 
 

@@ -1,0 +1,183 @@
+"""Who may use each route of each service, and what a request to it looks like.
+
+Every (service, rule, method) the services' Flask url_maps serve must have an entry here: the isolation matrix
+fails on a route without one, so a route added later cannot go untested. An entry names the roles allowed
+(none: public), the object whose tenant the matrix varies and where it travels (path, query, JSON body or
+form), a valid request for a target clinic, and the answers that count as success.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tests.security.tenants import HIGH_ANSWERS, PASSWORD, ROLES, Clinic
+
+ALL = ROLES
+STAFF = ("admin", "supervisor", "counselor")          # scoring: front desk sees no scores
+OVERSEERS = ("admin", "supervisor")
+CLIENT_WRITERS = ("admin", "supervisor", "front_desk")
+NOT_FOUND = (404,)
+
+# body(target clinic, target object) -> JSON body or form fields of a request that should succeed
+Body = Callable[[Clinic, dict], dict]
+
+
+@dataclass(frozen=True)
+class Access:
+    roles: tuple[str, ...]
+    target: str | None = None            # kind of the object whose tenant varies (see Clinic.objects)
+    where: str = "path"                  # path, query, json or form
+    param: str | None = None             # the query/body field that carries the target
+    body: Body | None = None
+    ok: tuple[int, ...] = (200,)
+    ok_by_role: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The answer when the target is another tenant's or does not exist. 404 for an object in the path;
+    # a list filtered by another tenant's id answers 200 with nothing in it.
+    foreign: tuple[int, ...] = NOT_FOUND
+    page: bool = False                   # HTML: a caller without a valid session is sent to sign-in
+    consumes: bool = False               # success changes the target for good: each cell takes a fresh one
+    # The audit trail names the ids the organisation's own staff asked for, other tenants' included when
+    # they probed them: those are the organisation's records, not another tenant's data.
+    echoes_requested_ids: bool = False
+    why_public: str = ""
+
+    @property
+    def public(self) -> bool:
+        return not self.roles
+
+
+def public(why: str) -> Access:
+    return Access(roles=(), why_public=why)
+
+
+def unique_email(_clinic: Clinic, _target: dict) -> str:
+    return f"new.{uuid.uuid4().hex[:10]}@example.test"
+
+
+SHARED = {
+    ("GET", "/healthz"): public("liveness probe, no data"),
+    ("GET", "/readyz"): public("readiness probe: check names and states only"),
+    ("GET", "/metrics"): public("Prometheus counters without ids; the proxy keeps it off the internet"),
+    ("GET", "/openapi.json"): public("the API description"),
+    ("GET", "/static/<path:filename>"): public("stylesheets"),
+    ("GET", "/static/rapport/<path:filename>"): public("stylesheets"),
+    ("GET", "/api/audit"): Access(("admin",), echoes_requested_ids=True),
+}
+
+RULES: dict[str, dict[tuple[str, str], Access]] = {
+    "intake": {
+        ("POST", "/api/auth/token"): public("sign-in: exchanges a password for a token (throttled)"),
+        ("GET", "/signin"): public("sign-in form"),
+        ("POST", "/signin"): public("sign-in form post (throttled)"),
+        ("POST", "/signout"): public("clears the session cookie"),
+        ("GET", "/f/<token>"): public("client's feedback page: the signed single-use link is the key"),
+        ("POST", "/f/<token>"): public("client's feedback answer: the signed single-use link is the key"),
+        ("GET", "/x/<token>"): public("client's exit interview: the signed single-use link is the key"),
+        ("POST", "/x/<token>"): public("client's exit interview answer: the signed single-use link is the key"),
+        ("GET", "/api/auth/me"): Access(ALL),
+        ("GET", "/api/clinics"): Access(ALL),
+        ("POST", "/api/clinics"): Access(("admin",), where="json", body=lambda c, t: {"name": "Extra clinic"},
+                                         ok=(201,)),
+        ("PATCH", "/api/clinics/<clinic_id>"): Access(("admin",), "clinic",
+                                                      body=lambda c, t: {"name": f"Clinic {c.position}"}),
+        ("GET", "/api/staff"): Access(OVERSEERS),
+        ("POST", "/api/staff"): Access(OVERSEERS, "clinic", "json", "clinic_ids", ok=(201,), foreign=(422,), body=lambda c, t: {
+            "email": unique_email(c, t), "display_name": "New counselor", "password": PASSWORD,
+            "role": "counselor", "clinic_ids": [t["id"]]}),
+        ("GET", "/api/staff/<staff_id>"): Access(OVERSEERS, "staff"),
+        ("PATCH", "/api/staff/<staff_id>"): Access(OVERSEERS, "staff", body=lambda c, t: {"display_name": "Counselor"}),
+        ("GET", "/api/counselors"): Access(ALL, "clinic", "query", "clinic_id", foreign=(200,)),
+        ("GET", "/api/counselors/<counselor_id>"): Access(ALL, "counselor"),
+        ("PATCH", "/api/counselors/<counselor_id>"): Access(OVERSEERS, "counselor",
+                                                            body=lambda c, t: {"weekly_capacity": 60}),
+        ("GET", "/api/clients"): Access(ALL, "clinic", "query", "clinic_id", foreign=(200,)),
+        ("POST", "/api/clients"): Access(CLIENT_WRITERS, "clinic", "json", "clinic_id", ok=(201,), foreign=(422,),
+                                         body=lambda c, t: {"clinic_id": t["id"], "first_name": "Matrix",
+                                                            "last_name": "Client", "concerns": ["anxiety"]}),
+        ("GET", "/api/clients/<client_id>"): Access(ALL, "client"),
+        ("POST", "/api/clients/<client_id>/assignment"): Access(
+            CLIENT_WRITERS, "client", body=lambda c, t: {"counselor_id": c.staff["counselor"]}),
+        ("GET", "/api/clients/<client_id>/sessions"): Access(ALL, "client"),
+        ("POST", "/api/clients/<client_id>/sessions"): Access(ALL, "client", ok=(201,),
+                                                              body=lambda c, t: {"held_on": "2026-03-09"}),
+        ("GET", "/api/clients/<client_id>/feedback-requests"): Access(ALL, "client"),
+        ("POST", "/api/clients/<client_id>/feedback-requests"): Access(
+            ALL, "client", ok=(201,), body=lambda c, t: {"session_id": c.objects["session"]}),
+        ("GET", "/api/clients/<client_id>/exit-interviews"): Access(ALL, "client"),
+        ("GET", "/api/feedback"): Access(ALL, "client", "query", "client_id", foreign=(200,)),
+        ("POST", "/api/feedback"): Access(ALL, "client", "json", "client_id", ok=(201,), body=lambda c, t: {
+            "client_id": t["id"], "session_number": 1, "answers": HIGH_ANSWERS}),
+        ("GET", "/api/feedback/<feedback_id>"): Access(ALL, "feedback"),
+        # pages
+        ("GET", "/"): Access(ALL, page=True),
+        ("GET", "/counselors"): Access(ALL, page=True),
+        ("GET", "/clients/new"): Access(CLIENT_WRITERS, page=True),
+        ("POST", "/clients/new"): Access(CLIENT_WRITERS, "clinic", "form", "clinic_id", ok=(303,), foreign=(422,),
+                                         page=True, body=lambda c, t: {"clinic_id": t["id"], "first_name": "Form",
+                                                                       "last_name": "Client", "concerns": "anxiety"}),
+        ("GET", "/clients/<client_id>"): Access(ALL, "client", page=True),
+        ("POST", "/clients/<client_id>/assignment"): Access(CLIENT_WRITERS, "client", ok=(303,), page=True,
+                                                            body=lambda c, t: {"counselor_id": c.staff["counselor"]}),
+        ("POST", "/clients/<client_id>/sessions"): Access(ALL, "client", ok=(303,), page=True,
+                                                          body=lambda c, t: {"held_on": "2026-03-16"}),
+        ("POST", "/clients/<client_id>/links"): Access(ALL, "client", ok=(303,), page=True, body=lambda c, t: {
+            "session_id": c.objects["session"], "kind": "feedback"}),
+    },
+    "scoring": {
+        ("GET", "/api/instruments"): public("the shipped questionnaires' ids and titles, no client data"),
+        ("GET", "/api/instruments/<instrument_id>"): public("a shipped questionnaire (FHIR), no client data"),
+        ("GET", "/api/scores"): Access(STAFF, "client", "query", "client_id", foreign=(200,)),
+        ("GET", "/api/scores/<score_id>"): Access(STAFF, "score"),
+        ("GET", "/api/trajectories"): Access(STAFF, "client", "query", "client_id"),
+        ("GET", "/api/alerts"): Access(STAFF, "client", "query", "client_id", foreign=(200,)),
+        ("GET", "/api/alerts/<alert_id>"): Access(STAFF, "alert"),
+        ("GET", "/api/clinics/<clinic_id>/summary"): Access(OVERSEERS, "clinic"),
+        ("GET", "/api/clinics/<clinic_id>/alert-settings"): Access(OVERSEERS, "clinic"),
+        ("PUT", "/api/clinics/<clinic_id>/alert-settings"): Access(("admin",), "clinic",
+                                                                   body=lambda c, t: {"rules": {}}),
+        ("GET", "/api/clients/<client_id>/questionnaire-responses"): Access(STAFF, "client"),
+        ("GET", "/alliance"): Access(STAFF, page=True),
+        ("GET", "/alliance/trajectory"): Access(STAFF, "client", "query", "client_id", page=True),
+        # An image cannot follow a sign-in redirect: without a session it answers 401.
+        ("GET", "/charts/trajectory.svg"): Access(STAFF, "client", "query", "client_id"),
+    },
+    "referral": {
+        ("GET", "/api/intakes/<intake_id>"): Access(ALL, "intake"),
+        ("GET", "/api/counselors"): Access(ALL),
+        ("GET", "/api/referrals"): Access(ALL, "client", "query", "client_id", foreign=(200,)),
+        ("GET", "/api/referrals/<referral_id>"): Access(ALL, "referral"),
+        ("POST", "/api/referrals/<referral_id>/accept"): Access(
+            OVERSEERS, "referral", consumes=True, body=lambda c, t: {"counselor_id": t.get("candidate", "x")}),
+        ("POST", "/api/referrals/<referral_id>/decline"): Access(
+            OVERSEERS, "referral", consumes=True, body=lambda c, t: {"reason": "other", "note": "matrix"}),
+        ("GET", "/referrals"): Access(ALL, page=True),
+        ("POST", "/referrals/<referral_id>/accept"): Access(
+            OVERSEERS, "referral", ok=(303,), page=True, consumes=True,
+            body=lambda c, t: {"counselor_id": t.get("candidate", "x")}),
+        ("POST", "/referrals/<referral_id>/decline"): Access(
+            OVERSEERS, "referral", ok=(303,), page=True, consumes=True,
+            body=lambda c, t: {"reason": "other", "note": "matrix"}),
+    },
+    "notify": {
+        ("GET", "/api/inbox"): Access(ALL),
+        ("GET", "/api/inbox/unread-count"): Access(ALL),
+        ("GET", "/api/inbox/<notification_id>"): Access(ALL, "notification"),
+        # Only the recipient acknowledges: an admin may read a counselor's notification but not answer it.
+        ("POST", "/api/inbox/<notification_id>/ack"): Access(ALL, "notification", ok_by_role={"admin": (403,)}),
+        ("GET", "/api/preferences"): Access(ALL),
+        ("PUT", "/api/preferences"): Access(ALL, where="json", body=lambda c, t: {"daily_digest": False}),
+        ("GET", "/api/supervision"): Access(OVERSEERS, "clinic", "query", "clinic_id"),
+        ("GET", "/inbox"): Access(ALL, page=True),
+        ("GET", "/inbox/<notification_id>"): Access(ALL, "notification", page=True),
+        ("POST", "/inbox/<notification_id>/ack"): Access(ALL, "notification", ok=(303,), page=True,
+                                                         ok_by_role={"admin": (403,)}),
+        ("GET", "/supervision"): Access(OVERSEERS, page=True),
+        ("GET", "/preferences"): Access(ALL, page=True),
+        ("POST", "/preferences"): Access(ALL, where="form", ok=(200,), page=True, body=lambda c, t: {"timezone": "UTC"}),
+    },
+}
+
+
+def access_for(service: str, method: str, rule: str) -> Access | None:
+    return RULES[service].get((method, rule)) or SHARED.get((method, rule))

@@ -11,7 +11,7 @@ from functools import cache
 from pymongo.errors import DuplicateKeyError
 
 from services.common.config import Settings
-from services.common.events import Event, Topic
+from services.common.events import Event, InvalidEvent, Topic
 from services.common.mongo import utcnow
 from services.common.outbox import Publish
 
@@ -26,7 +26,19 @@ def _intake_url() -> str:
     return Settings.load("notify").intake_url
 
 
+def _same_organisation(event: Event, *staff_ids: str | None) -> None:
+    """An event may only address staff of its own organisation. Staff ids are unique across organisations,
+    so an id the read model knows in another organisation and not in this one is refused (dead-lettered)
+    rather than given a notification, or a record, under the event's organisation."""
+    for staff_id in filter(None, staff_ids):
+        elsewhere = StaffMember.objects(staff_id=staff_id, org_id__ne=event.org_id).only("id").first()
+        if elsewhere and not StaffMember.objects(id=StaffMember.key(event.org_id, staff_id)).only("id").first():
+            raise InvalidEvent(f"{event.type}: a staff member of another organisation")
+
+
 def _notify(event: Event, drafts: list[domain.Draft], key: str | None = None) -> None:
+    for draft in drafts:
+        _same_organisation(event, draft.recipient_id, draft.counselor_id)
     create_notifications(event.event_id, event.org_id, event.clinic_id, drafts, now=utcnow(),
                          intake_url=_intake_url(), config=notify_settings(), key=key)
 
@@ -61,6 +73,7 @@ def handle_client_assigned(event: Event, publish: Publish) -> None:
 
 def handle_staff_updated(event: Event, publish: Publish) -> None:
     p = event.payload
+    _same_organisation(event, p["staff_id"], p.get("supervisor_id"))
     _upsert_staff(event.org_id, p["staff_id"], event.occurred_at, role=p["role"], clinic_ids=p["clinic_ids"],
                   supervisor_id=p.get("supervisor_id"), active=p["active"])
 
@@ -69,6 +82,7 @@ def handle_counselor_updated(event: Event, publish: Publish) -> None:
     # The directory entry says nothing about the role; a staff.updated role (e.g. a supervisor who also
     # counsels) is kept, and a counselor unknown so far is recorded as one.
     p = event.payload
+    _same_organisation(event, p["counselor_id"], p.get("supervisor_id"))
     _upsert_staff(event.org_id, p["counselor_id"], event.occurred_at, default_role="counselor",
                   clinic_ids=p["clinic_ids"], supervisor_id=p.get("supervisor_id"), active=p["active"])
 

@@ -45,6 +45,7 @@ def handle_client_assigned(event: Event, publish: Publish) -> None:
 
 def handle_alliance_scored(event: Event, publish: Publish) -> None:
     p = event.payload
+    views.check_counselor_org(event, p["counselor_id"])
     value = views.normalised_total(p["instrument_id"], p["total"])
     client = _known_client_or_park(event)
     if client is not None:
@@ -55,6 +56,7 @@ def handle_alliance_scored(event: Event, publish: Publish) -> None:
 
 def handle_intake_submitted(event: Event, publish: Publish) -> None:
     p = event.payload
+    views.check_counselor_org(event, p["assigned_counselor_id"])  # before anything of the intake is kept
     insert_once(IntakeView(
         id=p["intake_id"], org_id=event.org_id, clinic_id=event.clinic_id, client_id=p["client_id"],
         concerns=list(p["concerns"]), preferences=dict(p["preferences"]), urgency=p["urgency"],

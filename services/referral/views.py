@@ -54,6 +54,14 @@ def _same_org(stored_org: str, event: Event) -> None:
         raise InvalidEvent(f"{event.type}: the entity belongs to another organisation")
 
 
+def check_counselor_org(event: Event, counselor_id: str | None) -> None:
+    """InvalidEvent if the event names a counselor referral knows in another organisation (an assignment or
+    a score must not tie one organisation's client to another's counselor)."""
+    known = CounselorView.objects(id=counselor_id).only("org_id").first() if counselor_id else None
+    if known is not None:
+        _same_org(known.org_id, event)
+
+
 # --- clients ----------------------------------------------------------------------------------------------
 
 def client_view(event: Event, client_id: str) -> ClientView:
@@ -90,6 +98,7 @@ def record_intake(event: Event) -> ClientView:
 
 def record_assignment(event: Event) -> None:
     p = event.payload
+    check_counselor_org(event, p["counselor_id"])
     client_view(event, p["client_id"])
     if p["concerns"]:
         ClientView.objects(id=p["client_id"]).update_one(set__concerns=list(p["concerns"]))

@@ -17,7 +17,7 @@ PASSWORD = "security-suite-password-1"
 LOW_ANSWERS = {"goal-1": 1, "task-1": 1, "bond-1": 1}    # below the cutoff: raises an alert
 HIGH_ANSWERS = {"goal-1": 9, "task-1": 9, "bond-1": 9}
 # Clients registered per clinic beyond the first two, each bringing an open referral that a test may decide.
-SPARE_REFERRALS = {0: 18, 1: 6}  # by clinic position: the matrix decides many in its own clinic
+SPARE_REFERRALS = {0: 20, 1: 6}  # by clinic position: the matrix decides many in its own clinic
 SEED_TIMEOUT_S = 90
 
 # Object kinds bound to a client: a caller of another clinic must never see them, nor a counselor another's.

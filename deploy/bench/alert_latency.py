@@ -21,6 +21,7 @@ import re
 import subprocess
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -233,7 +234,10 @@ def run(bench: Bench) -> Result:
         accepted = [s for s in sent if s.status == 201]
         traces = [Trace(s.scheduled, s.answered, on_broker[s.client_id], dropped[s.client_id], inbox[s.client_id])
                   for s in accepted if s.client_id in inbox]
-        failed, missing = len(sent) - len(accepted), len(accepted) - len(traces)
+        missing = len(accepted) - len(traces)
+        failed = Counter(str(s.status) if s.status else f"no answer in {POST_TIMEOUT_S} s"
+                         for s in sent if s.status != 201)
+        failures = ", ".join(f"{count}× {kind}" for kind, count in failed.most_common()) or "0"
         # An alert that never reached the inbox is slower than any that did.
         total = [t.in_inbox - t.scheduled for t in traces] + [math.inf] * missing
         stages = {"HTTP answer": [t.answered - t.scheduled for t in traces],
@@ -241,7 +245,7 @@ def run(bench: Bench) -> Result:
                   "scoring": [t.dropped - t.on_broker for t in traces],
                   "notify": [t.in_inbox - t.dropped for t in traces]}
         p99_at[rate] = ms(total, 0.99)
-        rows.append([f"{rate}/s", str(len(sent)), str(failed), str(missing), str(behind), ms(total, 0.5),
+        rows.append([f"{rate}/s", str(len(sent)), failures, str(missing), str(behind), ms(total, 0.5),
                      f"**{ms(total, 0.99)}**",
                      *(f"{ms(v, 0.5)} / {ms(v, 0.99)}" for v in stages.values())])
 

@@ -232,7 +232,8 @@ def run(bench: Bench, events: int = DEFAULT_EVENTS) -> Result:
         Figure(f"Scoring, 1 worker: **{one.per_s:.0f} events/s**",
                f"raw kafka-python consumer, decode only: {raw['per_s']:,.0f} events/s",
                f"{ratio:.3f}", f"≥ {GOAL_RATIO}", ratio >= GOAL_RATIO),
-        Figure(f"Replay of 1.5 M events, **projected** from {best.workers} workers' {best.per_s:.0f} events/s: "
+        Figure(f"Replay of 1.5 M events, **projected** from the best rate measured ({best.per_s:.0f} events/s, "
+               f"{best.workers} worker{'s' if best.workers > 1 else ''}): "
                f"**{minutes(projected)}**",
                f"Kafka ConsumerPerformance reads them in {FULL_EVENTS / perf['per_s']:.0f} s "
                f"({perf['per_s']:,.0f} events/s); raw kafka-python in {minutes(FULL_EVENTS / raw['per_s'])}",

@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import mongoengine as me
+from pymongo import UpdateOne
+from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from .config import Settings
@@ -23,6 +25,19 @@ def connect(settings: Settings) -> None:
 def ping() -> None:
     """Raise unless the database answers."""
     me.get_db().client.admin.command("ping")
+
+
+# FerretDB 1.24 keeps a database connection per statement of an update command until the command ends, from
+# a pool of 100: an update command of more statements waits forever. Chunks of 50 stay clear of it.
+UPDATES_PER_COMMAND = 50
+
+
+def update_each(collection: Collection, updates: list[UpdateOne]) -> int:
+    """Run single-document updates in a few unordered bulk commands; returns how many documents changed."""
+    modified = 0
+    for start in range(0, len(updates), UPDATES_PER_COMMAND):
+        modified += collection.bulk_write(updates[start:start + UPDATES_PER_COMMAND], ordered=False).modified_count
+    return modified
 
 
 def utcnow() -> datetime:

@@ -125,7 +125,7 @@ def consumer_lag(settings: Settings) -> list[Lag]:
 
 
 class _Held:
-    """A publisher that keeps derived events instead of sending them (a replay must not notify anyone)."""
+    """A publisher that counts derived events and drops them (a replay must not notify anyone)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -133,13 +133,16 @@ class _Held:
     def send(self, topic: str, key: str | None, value: bytes, headers=None) -> None:
         self.count += 1
 
+    def send_all(self, messages: list) -> None:
+        self.count += len(messages)
+
 
 def replay(settings: Settings, group: str, publish: bool = False) -> dict[str, int]:
     """Re-process every topic the service consumes, from the start, as a new consumer group into the database
     named by `settings.db_prefix`, until caught up; returns the loop's counts.
 
-    Without `publish`, what the handlers derive stays in the replay database's outbox: a replay after a rule
-    change can be compared with production without alerting anyone a second time.
+    Without `publish`, the derived events are only counted: a replay after a rule change can be compared
+    with production (its documents carry the same ids) without alerting anyone a second time.
     """
     handlers = importlib.import_module(f"services.{settings.service}.handlers").EVENT_HANDLERS
     mongo.connect(settings)

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, TypeVar
 
 import mongoengine as me
 from kafka.errors import KafkaError
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .events import Event, encode_event
-from .mongo import utcnow
+from .mongo import update_each, utcnow
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, str, bytes], None]  # (topic, key, value); returns once the broker acknowledged
+# Many (topic, key, value) at once; returns once the broker acknowledged all of them.
+PublishAll = Callable[[list[tuple[str, str, bytes]]], None]
 D = TypeVar("D", bound=me.Document)
+DUPLICATE_KEY = 11000
 
 
 def outbox_entry(event: Event, key: str) -> dict[str, Any]:
@@ -54,6 +59,28 @@ def publish_pending(document: me.Document, publish: Publish) -> int:
     return sent
 
 
+def publish_pending_all(documents: Iterable[me.Document], publish_all: PublishAll) -> int:
+    """publish_pending for many documents: one wait for the broker, then a few bulk writes.
+
+    The lists are emptied rather than pulled element by element: every pending event of these documents
+    was acknowledged, and nothing else adds to a document's list after its insert.
+    """
+    documents = [d for d in documents if d.pending_events]
+    messages = [(e["topic"], e["key"], e["value"].encode()) for d in documents for e in d.pending_events]
+    if not messages:
+        return 0
+    publish_all(messages)
+    by_class: dict[type[me.Document], list[me.Document]] = defaultdict(list)
+    for document in documents:
+        by_class[type(document)].append(document)
+    for cls, group in by_class.items():
+        update_each(cls._get_collection(),
+                    [UpdateOne({"_id": d.pk}, {"$set": {"pending_events": []}}) for d in group])
+    for document in documents:
+        document.pending_events = []
+    return len(messages)
+
+
 def publish_or_defer(document: me.Document, publish: Publish) -> bool:
     """After an API write: publish now if the broker is there, else leave the events to the relay.
 
@@ -80,6 +107,29 @@ def insert_once(document: D) -> D:
         return type(document).objects.get(pk=document.pk)
 
 
+def insert_all_once(documents: list[D]) -> list[D]:
+    """insert_once for many documents of one class in one round trip; each comes back as stored.
+
+    Unordered: a duplicate does not stop the others. Only the duplicates are read back.
+    """
+    if not documents:
+        return []
+    cls = type(documents[0])
+    for document in documents:
+        document.validate()
+    try:
+        cls._get_collection().insert_many([d.to_mongo() for d in documents], ordered=False)
+        return list(documents)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        stored = list(documents)
+        for error in errors:
+            stored[error["index"]] = cls.objects.get(pk=documents[error["index"]].pk)
+        return stored
+
+
 def relay_pending(document_classes: Iterable[type[me.Document]], publish: Publish,
                   older_than: timedelta, limit: int = 500) -> int:
     """Publish events left pending for longer than `older_than` (the API's own publish failed or crashed).
@@ -103,8 +153,6 @@ def relay_pending(document_classes: Iterable[type[me.Document]], publish: Publis
 
 def _epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
 
 
 class OutboxRelay:

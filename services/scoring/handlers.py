@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterable
 
-from mongoengine import NotUniqueError
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
 
 from services.common.events import Event, InvalidEvent, Topic, make_event
-from services.common.outbox import Publish, insert_once, outbox_entry, publish_pending
+from services.common.kafka import BatchHandler
+from services.common.mongo import update_each
+from services.common.outbox import (Publish, PublishAll, insert_all_once, insert_once, outbox_entry,
+                                    publish_pending, publish_pending_all)
 
 from . import domain
 from .instruments import shipped_instruments
@@ -36,15 +39,102 @@ def alert_id(org_id: str, client_id: str, counselor_id: str, session_number: int
     return derived_id("alert", org_id, client_id, counselor_id, session_number, rule)
 
 
-def handle_feedback_submitted(event: Event, publish: Publish) -> None:
-    score = SessionScore.objects(id=event.event_id).first() or insert_once(_score_session(event))
-    _apply_to_dyad(score)
-    # After a crash between the write and the publish, the redelivered event lands here with the stored
-    # document and publishes what it still holds: the same events, with the same ids.
-    publish_pending(score, publish)
+def handle_feedback_batch(events: list[Event], publish_all: PublishAll) -> None:
+    """Score one partition's feedback events of a poll, in order, with a handful of bulk round trips.
+
+    Per event only the stored score is looked up (a point read: a redelivered event reuses what it wrote);
+    each dyad is read once, alerts and scores are inserted in bulk, each dyad is updated once, conditional on
+    the version it was read at, and every derived event goes out with one wait for the broker.
+    """
+    settings = _ClinicRules()
+    dyads: dict[str, _DyadProgress] = {}
+    scores: list[SessionScore] = []
+    assessed: list[tuple[Event, _Assessment]] = []
+    for event in events:
+        p = event.payload
+        dyad_id = Dyad.key(event.org_id, event.clinic_id, p["client_id"], p["counselor_id"])
+        progress = dyads.get(dyad_id) or dyads.setdefault(dyad_id, _DyadProgress.read(event))
+        stored = SessionScore.objects(id=event.event_id).first()
+        if stored is not None:
+            # After a crash the stored score applies its stored update, once: only on the version it was
+            # computed on. Recomputing it from the dyad as it is now would count the session twice.
+            if stored.trajectory_after and stored.dyad_version == progress.version:
+                progress.advance(stored.id, stored.trajectory_after, stored.below_cutoff)
+            scores.append(stored)
+            continue
+        assessment = _assess(event, progress, settings.for_event(event))
+        if assessment.trajectory_after is not None:
+            progress.advance(event.event_id, assessment.trajectory_after, assessment.below_cutoff)
+        assessed.append((event, assessment))
+    raised = _insert_alerts([alert for _, a in assessed for alert in a.alerts])
+    fresh = [_session_document(event, a, raised) for event, a in assessed]
+    scores.extend(insert_all_once(fresh))
+    _write_dyads(dyads.values())
+    publish_pending_all(scores, publish_all)
 
 
-def _score_session(event: Event) -> SessionScore:
+class _ClinicRules:
+    """Each clinic's rule overrides, read once per batch."""
+
+    def __init__(self) -> None:
+        self._overrides: dict[tuple[str, str], dict] = {}
+
+    def for_event(self, event: Event) -> dict:
+        key = (event.org_id, event.clinic_id)
+        if key not in self._overrides:
+            self._overrides[key] = ClinicAlertSettings.overrides_for(*key)
+        return self._overrides[key]
+
+
+@dataclass
+class _DyadProgress:
+    """A dyad as read at the start of a batch, and how far the batch's events have moved it."""
+
+    id: str
+    org_id: str
+    clinic_id: str
+    client_id: str
+    counselor_id: str
+    stored_version: int
+    version: int
+    trajectory: dict | None
+    last_event_id: str | None = None
+    below_cutoff: bool = False
+
+    @classmethod
+    def read(cls, event: Event) -> "_DyadProgress":
+        p = event.payload
+        key = Dyad.key(event.org_id, event.clinic_id, p["client_id"], p["counselor_id"])
+        dyad = Dyad.objects(id=key).first()
+        version = dyad.version if dyad else 0
+        return cls(key, event.org_id, event.clinic_id, p["client_id"], p["counselor_id"], version, version,
+                   dict(dyad.trajectory) if dyad else None)
+
+    def advance(self, event_id: str, trajectory: dict, below_cutoff: bool) -> None:
+        self.version += 1
+        self.trajectory, self.last_event_id, self.below_cutoff = trajectory, event_id, below_cutoff
+
+
+@dataclass
+class _Assessment:
+    """What scoring one feedback event found, before anything is written."""
+
+    instrument_id: str
+    total: float
+    mean: float
+    subscales: dict
+    baseline: dict
+    common: dict
+    late: bool
+    below_cutoff: bool
+    dyad_id: str
+    dyad_version: int
+    trajectory_after: dict | None
+    scored: Event
+    alerts: list[Alert]
+
+
+def _assess(event: Event, dyad: _DyadProgress, overrides: dict) -> _Assessment:
     p = event.payload
     instrument = shipped_instruments().get(p["instrument_id"])
     if instrument is None:
@@ -55,12 +145,10 @@ def _score_session(event: Event) -> SessionScore:
         raise InvalidEvent(str(exc)) from None
     # The dyad is keyed by clinic too: a client seen in two clinics has two trajectories, and an event can
     # never touch a trajectory of another organisation or clinic.
-    dyad_id = Dyad.key(event.org_id, event.clinic_id, p["client_id"], p["counselor_id"])
-    dyad = Dyad.objects(id=dyad_id).first()
-    before = domain.Trajectory.from_dict(dyad.trajectory if dyad else None)
+    before = domain.Trajectory.from_dict(dyad.trajectory)
     late = before.is_late(p["session_number"])
-    rules = rule_defaults().effective(instrument.id, ClinicAlertSettings.overrides_for(event.org_id, event.clinic_id))
-    alerts = domain.evaluate_alerts(instrument, score, rules, before, late)
+    rules = rule_defaults().effective(instrument.id, overrides)
+    found = domain.evaluate_alerts(instrument, score, rules, before, late)
     baseline = {"baseline_mean": before.total.mean if before.total.n else None, "baseline_sd": before.total.sd,
                 "baseline_sessions": before.total.n, "previous_total": before.last_total}
     common = {"source_event_id": event.event_id, "client_id": p["client_id"], "counselor_id": p["counselor_id"],
@@ -69,63 +157,54 @@ def _score_session(event: Event) -> SessionScore:
     scored = _derived(event, Topic.ALLIANCE_SCORED, derived_id(Topic.ALLIANCE_SCORED, event.event_id), {
         **common, "score_id": event.event_id, "total": score.total, "mean": score.mean, "subscales": subscales,
         **baseline})
-    records, dropped = _raise_alerts(event, common, alerts, score.total, subscales, baseline)
+    return _Assessment(
+        instrument_id=instrument.id, total=score.total, mean=score.mean, subscales=subscales, baseline=baseline,
+        common=common, late=late,
+        below_cutoff=instrument.cutoff_total is not None and score.total < instrument.cutoff_total,
+        dyad_id=dyad.id, dyad_version=dyad.version,
+        trajectory_after=None if late else before.advance(p["session_number"], score).to_dict(), scored=scored,
+        alerts=[_alert_document(event, common, alert, score.total, subscales, baseline) for alert in found])
+
+
+def _session_document(event: Event, a: _Assessment, raised: set[str]) -> SessionScore:
+    p = event.payload
+    ours = [alert for alert in a.alerts if (alert.id, alert.source_event_id) in raised]
     return SessionScore(
         id=event.event_id, org_id=event.org_id, clinic_id=event.clinic_id, client_id=p["client_id"],
-        counselor_id=p["counselor_id"], session_number=p["session_number"], instrument_id=instrument.id,
-        answers=dict(p["answers"]), total=score.total, mean=score.mean, subscales=subscales, **baseline,
-        below_cutoff=instrument.cutoff_total is not None and score.total < instrument.cutoff_total,
-        late=late, alerts=records, dyad_id=dyad_id, dyad_version=dyad.version if dyad else 0,
-        trajectory_after=None if late else before.advance(p["session_number"], score).to_dict(),
+        counselor_id=p["counselor_id"], session_number=p["session_number"], instrument_id=a.instrument_id,
+        answers=dict(p["answers"]), total=a.total, mean=a.mean, subscales=a.subscales, **a.baseline,
+        below_cutoff=a.below_cutoff, late=a.late, alerts=[_alert_record(alert) for alert in ours],
+        dyad_id=a.dyad_id, dyad_version=a.dyad_version, trajectory_after=a.trajectory_after,
         submitted_at=event.occurred_at,
-        pending_events=[outbox_entry(e, key=p["client_id"]) for e in (scored, *dropped)])
+        pending_events=[outbox_entry(e, key=p["client_id"])
+                        for e in (a.scored, *(_dropped_event(event, alert) for alert in ours))])
 
 
-def _raise_alerts(event: Event, common: dict, alerts: list[domain.Alert], total: float, subscales: dict,
-                  baseline: dict) -> tuple[list[AlertRecord], list[Event]]:
-    """Store each alert once; only the event that raised an alert first publishes it."""
-    records, dropped = [], []
-    for alert in alerts:
-        stored = insert_once(Alert(
-            id=alert_id(event.org_id, common["client_id"], common["counselor_id"], common["session_number"],
-                        alert.rule),
-            org_id=event.org_id, clinic_id=event.clinic_id, **common, rule=alert.rule, dimension=alert.dimension,
-            severity=alert.severity, total=total, threshold=alert.threshold, subscales=subscales,
-            **baseline, raised_at=event.occurred_at))
-        if stored.source_event_id != event.event_id:
-            continue  # raised already by another submission for the same session
-        records.append(AlertRecord(alert_id=stored.id, rule=alert.rule, dimension=alert.dimension,
-                                   severity=alert.severity, threshold=alert.threshold))
-        dropped.append(_derived(event, Topic.ALLIANCE_DROPPED, derived_id(Topic.ALLIANCE_DROPPED, stored.id), {
-            **common, "alert_id": stored.id, "rule": alert.rule, "dimension": alert.dimension,
-            "severity": alert.severity, "total": total, "threshold": alert.threshold, "subscales": subscales,
-            **baseline}))
-    return records, dropped
-
-
-def _apply_to_dyad(score: SessionScore) -> None:
-    """Apply the score's stored trajectory update once: conditional on the dyad version it was computed on."""
-    if not score.trajectory_after:
-        return  # a late session: scored and checked against the cutoff, but not part of the trajectory
-    if score.dyad_version == 0:
-        try:
-            Dyad(id=score.dyad_id, org_id=score.org_id, clinic_id=score.clinic_id, client_id=score.client_id,
-                 counselor_id=score.counselor_id, version=1, last_event_id=score.id,
-                 trajectory=score.trajectory_after, below_cutoff=score.below_cutoff).save(force_insert=True)
-            return
-        except (NotUniqueError, DuplicateKeyError):
-            pass
-    else:
-        updated = Dyad.objects(id=score.dyad_id, version=score.dyad_version).update_one(
-            set__version=score.dyad_version + 1, set__last_event_id=score.id,
-            set__trajectory=score.trajectory_after, set__below_cutoff=score.below_cutoff)
-        if updated:
-            return
-    dyad = Dyad.objects(id=score.dyad_id).only("last_event_id", "version").first()
-    if dyad is not None and dyad.last_event_id != score.id:
-        # Another feedback event was applied in between (possible only if this one was dead-lettered and
-        # re-sent later): its scores stand, the baseline simply misses this session.
-        log.warning("dyad %s moved on past event %s; trajectory not updated", score.dyad_id, score.id)
+def _write_dyads(dyads: Iterable[_DyadProgress]) -> None:
+    """Apply each dyad's progress once: a new dyad is inserted, a known one updated only at the version the
+    batch read it at. A dyad that moved on in between (possible only if one of its events was dead-lettered
+    and re-sent later) keeps its state: those scores stand, the baseline simply misses the session."""
+    moved = [d for d in dyads if d.version != d.stored_version]
+    collection = Dyad._get_collection()
+    updates = [UpdateOne({"_id": d.id, "version": d.stored_version},
+                         {"$set": {"version": d.version, "last_event_id": d.last_event_id,
+                                   "trajectory": d.trajectory, "below_cutoff": d.below_cutoff}})
+               for d in moved if d.stored_version]
+    new = [d for d in moved if not d.stored_version]
+    if updates:
+        modified = update_each(collection, updates)
+        if modified != len(updates):
+            log.warning("%d dyads moved on during a batch; their trajectories were not updated",
+                        len(updates) - modified)
+    if new:
+        stored = insert_all_once([
+            Dyad(id=d.id, org_id=d.org_id, clinic_id=d.clinic_id, client_id=d.client_id,
+                 counselor_id=d.counselor_id, version=d.version, last_event_id=d.last_event_id,
+                 trajectory=d.trajectory, below_cutoff=d.below_cutoff) for d in new])
+        concurrent = sum(1 for d, doc in zip(new, stored) if doc.last_event_id != d.last_event_id)
+        if concurrent:
+            log.warning("%d new dyads were created concurrently; their trajectories were not updated",
+                        concurrent)
 
 
 def handle_exit_interview_submitted(event: Event, publish: Publish) -> None:
@@ -137,16 +216,51 @@ def _score_exit_interview(event: Event) -> ExitInterviewScore:
     p = event.payload
     score = domain.score_exit_interview(p)
     rules = rule_defaults().effective(None, ClinicAlertSettings.overrides_for(event.org_id, event.clinic_id))
-    alert = domain.evaluate_exit_interview(score, rules.get(domain.EXIT_INTERVIEW_RULE))
+    found = domain.evaluate_exit_interview(score, rules.get(domain.EXIT_INTERVIEW_RULE))
     common = {"source_event_id": event.event_id, "client_id": p["client_id"], "counselor_id": p["counselor_id"],
               "session_number": p["session_number"], "instrument_id": EXIT_INTERVIEW_SOURCE}
     baseline = {"baseline_mean": None, "baseline_sd": None, "baseline_sessions": 0, "previous_total": None}
-    records, dropped = _raise_alerts(event, common, [alert] if alert else [], score.fit, {}, baseline)
+    alerts = [_alert_document(event, common, found, score.fit, {}, baseline)] if found else []
+    raised = _insert_alerts(alerts)
+    ours = [alert for alert in alerts if (alert.id, alert.source_event_id) in raised]
     return ExitInterviewScore(
         id=event.event_id, org_id=event.org_id, clinic_id=event.clinic_id, client_id=p["client_id"],
         counselor_id=p["counselor_id"], session_number=p["session_number"], fit=score.fit,
-        ratings=dict(score.ratings), wants_someone_else=score.wants_someone_else, alerts=records,
-        submitted_at=event.occurred_at, pending_events=[outbox_entry(e, key=p["client_id"]) for e in dropped])
+        ratings=dict(score.ratings), wants_someone_else=score.wants_someone_else,
+        alerts=[_alert_record(alert) for alert in ours], submitted_at=event.occurred_at,
+        pending_events=[outbox_entry(_dropped_event(event, alert), key=p["client_id"]) for alert in ours])
+
+
+def _alert_document(event: Event, common: dict, alert: domain.Alert, total: float, subscales: dict,
+                    baseline: dict) -> Alert:
+    return Alert(
+        id=alert_id(event.org_id, common["client_id"], common["counselor_id"], common["session_number"],
+                    alert.rule),
+        org_id=event.org_id, clinic_id=event.clinic_id, **common, rule=alert.rule, dimension=alert.dimension,
+        severity=alert.severity, total=total, threshold=alert.threshold, subscales=subscales, **baseline,
+        raised_at=event.occurred_at)
+
+
+def _insert_alerts(alerts: list[Alert]) -> set[tuple[str, str]]:
+    """Store each alert once; returns (alert id, source event id) of those stored now or by the same event
+    before. An alert that another submission for the same session raised first stays that one's."""
+    return {(stored.id, stored.source_event_id) for stored in insert_all_once(alerts)}
+
+
+def _alert_record(alert: Alert) -> AlertRecord:
+    return AlertRecord(alert_id=alert.id, rule=alert.rule, dimension=alert.dimension, severity=alert.severity,
+                       threshold=alert.threshold)
+
+
+def _dropped_event(source: Event, alert: Alert) -> Event:
+    return _derived(source, Topic.ALLIANCE_DROPPED, derived_id(Topic.ALLIANCE_DROPPED, alert.id), {
+        "source_event_id": alert.source_event_id, "client_id": alert.client_id,
+        "counselor_id": alert.counselor_id, "session_number": alert.session_number,
+        "instrument_id": alert.instrument_id, "alert_id": alert.id, "rule": alert.rule,
+        "dimension": alert.dimension, "severity": alert.severity, "total": alert.total,
+        "threshold": alert.threshold, "subscales": alert.subscales, "baseline_mean": alert.baseline_mean,
+        "baseline_sd": alert.baseline_sd, "baseline_sessions": alert.baseline_sessions,
+        "previous_total": alert.previous_total})
 
 
 def _derived(source: Event, type_: str, event_id: str, payload: dict) -> Event:
@@ -157,6 +271,6 @@ def _derived(source: Event, type_: str, event_id: str, payload: dict) -> Event:
 
 
 EVENT_HANDLERS = {
-    Topic.FEEDBACK_SUBMITTED.value: handle_feedback_submitted,
+    Topic.FEEDBACK_SUBMITTED.value: BatchHandler(handle_feedback_batch),
     Topic.EXIT_INTERVIEW_SUBMITTED.value: handle_exit_interview_submitted,
 }

@@ -39,13 +39,11 @@ def caseload(scoring, unique):
     """Two counselors in clinic A (one client each, one of them falling), one client in clinic B."""
     ids = {"org": unique, "falling": f"c1-{unique}", "steady": f"c2-{unique}", "elsewhere": f"c3-{unique}",
            "counselor": f"co1-{unique}", "colleague": f"co2-{unique}"}
-    for s in SESSIONS:
-        handlers.handle_feedback_submitted(feedback(unique, ids["falling"], ids["counselor"], *s), lambda *a: None)
-    for n in (1, 2):
-        handlers.handle_feedback_submitted(feedback(unique, ids["steady"], ids["colleague"], n, 10, 10, 10),
-                                           lambda *a: None)
-    handlers.handle_feedback_submitted(feedback(unique, ids["elsewhere"], ids["counselor"], 1, 2, 2, 2,
-                                                clinic=OTHER_CLINIC), lambda *a: None)
+    handlers.handle_feedback_batch(
+        [feedback(unique, ids["falling"], ids["counselor"], *s) for s in SESSIONS]
+        + [feedback(unique, ids["steady"], ids["colleague"], n, 10, 10, 10) for n in (1, 2)]
+        + [feedback(unique, ids["elsewhere"], ids["counselor"], 1, 2, 2, 2, clinic=OTHER_CLINIC)],
+        lambda messages: None)
     return ids
 
 
@@ -135,8 +133,8 @@ def test_an_admin_overrides_a_clinics_rules_and_later_sessions_follow_them(scori
     assert supervisor.get(f"/api/clinics/{CLINIC}/alert-settings").json["overrides"] == body["rules"]
 
     # Session 5: 20 of 30, below the cutoff, two points under session 4.
-    handlers.handle_feedback_submitted(feedback(org, caseload["falling"], caseload["counselor"], 5, 8, 4, 8),
-                                       lambda *a: None)
+    handlers.handle_feedback_batch([feedback(org, caseload["falling"], caseload["counselor"], 5, 8, 4, 8)],
+                                   lambda messages: None)
     rules = {a.rule for a in Alert.objects(org_id=org, session_number=5)}
     assert "below_cutoff" not in rules and "drop_vs_previous" in rules
 
@@ -168,7 +166,7 @@ def test_chart_and_pages_show_the_fall(scoring, caseload):
     root = ET.fromstring(chart.data)
     desc = root.find("{http://www.w3.org/2000/svg}desc").text
     assert "Cutoff 27; below it at session(s) 4" in desc and "session 4: below cutoff" in desc
-    assert counselor.get("/charts/trajectory.svg?client_id=bad id").status_code == 400
+    assert counselor.get("/charts/trajectory.svg?client_id=bad id").status_code == 422
     overview = counselor.get("/alliance")
     assert overview.status_code == 200
     page = overview.get_data(as_text=True)

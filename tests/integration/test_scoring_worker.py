@@ -81,56 +81,73 @@ def test_feedback_is_scored_with_a_running_baseline_and_a_fall_raises_named_aler
     assert reliable["subscales"] == {"goal": 9, "task": 4, "bond": 9}
 
 
-def test_a_redelivered_event_changes_nothing_even_without_the_processed_record(
-        components, settings_for, run_loop, unique):
-    """The loop skips a known event id; this checks the handler's own idempotency beneath it."""
+def test_a_redelivered_batch_changes_nothing(settings_for, unique):
+    """The batch handler keeps no processed-event record: its own idempotency is all there is."""
     mongo.connect(settings_for("scoring"))
     client, counselor = f"c-{unique}", f"co-{unique}"
     events = [feedback(unique, client, counselor, *s) for s in STEADY_THEN_FALL]
     sent = []
 
-    def record(topic, key, value):
-        sent.append((topic, json.loads(value)["event_id"]))
+    def record(messages):
+        sent.extend((topic, json.loads(value)["event_id"]) for topic, key, value in messages)
 
-    for event in events:
-        handlers.handle_feedback_submitted(event, record)
+    handlers.handle_feedback_batch(events, record)
     first_pass = list(sent)
-    for event in events:  # every event delivered again
-        handlers.handle_feedback_submitted(event, record)
+    handlers.handle_feedback_batch(events, record)  # every event delivered again, together
+    for event in events:  # and once more, one by one
+        handlers.handle_feedback_batch([event], record)
 
-    assert sent == first_pass  # nothing published twice
+    assert len(first_pass) == 8 and sent == first_pass  # 4 scores and 4 alerts, nothing published twice
     assert SessionScore.objects(org_id=unique).count() == 4
     assert Alert.objects(org_id=unique).count() == 4
     dyad = Dyad.objects.get(id=Dyad.key(unique, CLINIC, client, counselor))
     assert dyad.version == 4 and dyad.trajectory["total"]["n"] == 4  # no session counted twice
 
 
-def test_a_crash_between_the_score_and_the_dyad_update_is_repaired_once_on_redelivery(settings_for, unique):
+class WorkerDied(Exception):
+    pass
+
+
+def test_a_crash_between_the_scores_and_the_dyad_update_is_repaired_once_on_redelivery(
+        settings_for, unique, monkeypatch):
     mongo.connect(settings_for("scoring"))
     client, counselor = f"c-{unique}", f"co-{unique}"
-    first, second = (feedback(unique, client, counselor, *s) for s in STEADY_THEN_FALL[:2])
-    handlers.handle_feedback_submitted(first, lambda *a: None)
-    # The worker wrote the second score, then died before updating the dyad and publishing.
-    handlers.insert_once(handlers._score_session(second))
+    first, second, third = (feedback(unique, client, counselor, *s) for s in STEADY_THEN_FALL[:3])
+    handlers.handle_feedback_batch([first], lambda messages: None)
+
+    def die(dyads):
+        raise WorkerDied()
+
+    # The worker wrote the second and third scores, then died before updating the dyad and publishing.
+    with monkeypatch.context() as patched:
+        patched.setattr(handlers, "_write_dyads", die)
+        try:
+            handlers.handle_feedback_batch([second, third], lambda messages: None)
+        except WorkerDied:
+            pass
+    assert SessionScore.objects(org_id=unique).count() == 3
     assert Dyad.objects.get(id=Dyad.key(unique, CLINIC, client, counselor)).version == 1
     sent = []
 
-    handlers.handle_feedback_submitted(second, lambda topic, key, value: sent.append(topic))
-    handlers.handle_feedback_submitted(second, lambda topic, key, value: sent.append(topic))
+    def record(messages):
+        sent.extend(topic for topic, key, value in messages)
+
+    handlers.handle_feedback_batch([second, third], record)
+    handlers.handle_feedback_batch([second, third], record)
 
     dyad = Dyad.objects.get(id=Dyad.key(unique, CLINIC, client, counselor))
-    assert dyad.version == 2 and dyad.trajectory["total"]["n"] == 2 and dyad.last_event_id == second.event_id
-    assert sent == [Topic.ALLIANCE_SCORED]
+    assert dyad.version == 3 and dyad.trajectory["total"]["n"] == 3 and dyad.last_event_id == third.event_id
+    assert sent == [Topic.ALLIANCE_SCORED, Topic.ALLIANCE_SCORED]
 
 
 def test_a_second_submission_for_the_same_session_raises_no_second_alert(settings_for, unique):
     mongo.connect(settings_for("scoring"))
     client, counselor = f"c-{unique}", f"co-{unique}"
-    handlers.handle_feedback_submitted(feedback(unique, client, counselor, 1, 5, 5, 5), lambda *a: None)
+    handlers.handle_feedback_batch([feedback(unique, client, counselor, 1, 5, 5, 5)], lambda messages: None)
     sent = []
 
-    handlers.handle_feedback_submitted(feedback(unique, client, counselor, 1, 4, 4, 4),
-                                       lambda topic, key, value: sent.append(topic))
+    handlers.handle_feedback_batch([feedback(unique, client, counselor, 1, 4, 4, 4)],
+                                   lambda messages: sent.extend(topic for topic, key, value in messages))
 
     assert Alert.objects(org_id=unique).count() == 1
     assert sent == [Topic.ALLIANCE_SCORED]
@@ -182,3 +199,20 @@ def test_replaying_the_topic_into_a_fresh_group_and_database_gives_identical_sco
     # The replay republished the same alerts under the same event ids: consumers dedupe them by id.
     assert {p["event_id"] for p in dropped_after} == {p["event_id"] for p in dropped_before}
     assert {p["alert_id"] for p in dropped_after} == {a[0] for a in original[1]}
+
+
+def test_two_submissions_for_one_session_in_one_batch_raise_the_alert_once(settings_for, unique):
+    mongo.connect(settings_for("scoring"))
+    client, counselor = f"c-{unique}", f"co-{unique}"
+    first, second = (feedback(unique, client, counselor, 1, *answers) for answers in ((5, 5, 5), (4, 4, 4)))
+    sent = []
+
+    handlers.handle_feedback_batch([first, second],
+                                   lambda messages: sent.extend(json.loads(v)["payload"] for t, k, v in messages))
+
+    alert = Alert.objects(org_id=unique).get()
+    assert alert.source_event_id == first.event_id
+    assert [p["alert_id"] for p in sent if "alert_id" in p] == [alert.id]
+    by_event = {s.id: s for s in SessionScore.objects(org_id=unique)}
+    assert [a.alert_id for a in by_event[first.event_id].alerts] == [alert.id]
+    assert by_event[second.event_id].alerts == [] and by_event[second.event_id].late

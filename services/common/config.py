@@ -11,12 +11,22 @@ from typing import Any, Mapping
 
 
 DEVELOPMENT_JWT_SECRET = "rapport-development-only-secret-change-me-000000"
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 @dataclass(frozen=True)
 class Settings:
     service: str
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # How every Kafka client of the service connects: PLAINTEXT (local), SSL, SASL_PLAINTEXT or SASL_SSL. With
+    # SASL each service signs in as its own principal, so the broker's ACLs can limit it to its own topics.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""  # with kafka_ssl_keyfile: a client certificate (mutual TLS)
+    kafka_ssl_keyfile: str = ""
+    kafka_sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     # Each service owns one database, named <db_prefix>_<service>; tests use their own prefix.
     db_prefix: str = "rapport"
@@ -57,6 +67,17 @@ class Settings:
     def database(self) -> str:
         return f"{self.db_prefix}_{self.service}"
 
+    @property
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options shared by every kafka-python client (producer, consumer, admin)."""
+        options: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap,
+                                   "security_protocol": self.kafka_security_protocol}
+        optional = {"ssl_cafile": self.kafka_ssl_cafile, "ssl_certfile": self.kafka_ssl_certfile,
+                    "ssl_keyfile": self.kafka_ssl_keyfile, "sasl_mechanism": self.kafka_sasl_mechanism,
+                    "sasl_plain_username": self.kafka_sasl_username,
+                    "sasl_plain_password": self.kafka_sasl_password}
+        return options | {name: value for name, value in optional.items() if value}
+
     @classmethod
     def load(cls, service: str, overrides: Mapping[str, Any] | None = None,
              environ: Mapping[str, str] | None = None) -> "Settings":
@@ -73,6 +94,12 @@ class Settings:
             raise ValueError("RAPPORT_JWT_SECRET must be set outside development (RAPPORT_ENVIRONMENT)")
         if len(settings.jwt_secret) < 32:
             raise ValueError("RAPPORT_JWT_SECRET must be at least 32 characters")
+        if settings.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise ValueError(f"RAPPORT_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+        if settings.kafka_security_protocol.startswith("SASL") and not (
+                settings.kafka_sasl_mechanism and settings.kafka_sasl_username and settings.kafka_sasl_password):
+            raise ValueError("SASL needs RAPPORT_KAFKA_SASL_MECHANISM, RAPPORT_KAFKA_SASL_USERNAME and "
+                             "RAPPORT_KAFKA_SASL_PASSWORD")
         return settings
 
 

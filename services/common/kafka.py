@@ -38,7 +38,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaErr
 def ensure_topics(settings: Settings, topics: list[str] | None = None) -> list[str]:
     """Create the platform's topics that do not exist yet; safe to run any number of times."""
     wanted = topics or all_topics()
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.service}-admin",
+    admin = KafkaAdminClient(**settings.kafka_client_options, client_id=f"{settings.service}-admin",
                              request_timeout_ms=15000)
     try:
         missing = [t for t in wanted if t not in set(admin.list_topics())]
@@ -60,7 +60,7 @@ class EventProducer:
         self._timeout_s = timeout_s
         self._service = settings.service
         self._producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, client_id=settings.service, acks="all",
+            **settings.kafka_client_options, client_id=settings.service, acks="all",
             enable_idempotence=True, linger_ms=0, retries=5, request_timeout_ms=int(timeout_s * 1000),
             max_block_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000))
 
@@ -99,7 +99,7 @@ class BrokerProbe:
 
     def check(self) -> None:
         if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap,
+            self._admin = KafkaAdminClient(**self._settings.kafka_client_options,
                                            client_id=f"{self._settings.service}-probe",
                                            request_timeout_ms=self._timeout_ms,
                                            bootstrap_timeout_ms=self._timeout_ms)
@@ -182,7 +182,7 @@ class ConsumerLoop:
 
     def run(self) -> None:
         self._consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.group,
+            **self.settings.kafka_client_options, group_id=self.group,
             client_id=f"{self.settings.service}-worker", enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=self.max_records)
         # No rebalance listener: kafka-python 3 calls it on its network thread, where a commit cannot block.

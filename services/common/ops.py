@@ -32,7 +32,7 @@ class DeadLetter:
 
 
 def _consumer(settings: Settings, group: str | None = None) -> KafkaConsumer:
-    return KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False,
+    return KafkaConsumer(**settings.kafka_client_options, group_id=group, enable_auto_commit=False,
                          client_id=f"{settings.service}-ops", auto_offset_reset="earliest")
 
 
@@ -68,7 +68,7 @@ def redrive(settings: Settings, topic: str) -> int:
     each message is acknowledged by the broker: a second run re-drives only what arrived since.
     """
     consumer = _consumer(settings, REDRIVE_GROUP)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = KafkaProducer(**settings.kafka_client_options, acks="all", enable_idempotence=True)
     count = 0
     try:
         partitions = _partitions(consumer, dlq_topic(topic))
@@ -106,7 +106,7 @@ class Lag:
 
 def consumer_lag(settings: Settings) -> list[Lag]:
     """How far behind the end of each partition every consumer group's committed position is."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.service}-ops")
+    admin = KafkaAdminClient(**settings.kafka_client_options, client_id=f"{settings.service}-ops")
     consumer = _consumer(settings)
     try:
         groups = sorted(g["group_id"] for g in admin.list_groups())

@@ -60,8 +60,11 @@ def start_platform(components: Components, folder: Path, extra_env: dict[str, st
             platform.start(f"{name}-api", [
                 sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
                 "-b", f"127.0.0.1:{ports[name]}", f"services.{name}.app:create_app()"], env)
+            # A consumer group of this platform's own: platforms sharing a broker (the e2e and the security
+            # suites in one run) would otherwise split each topic's partitions between their workers.
             platform.start(f"{name}-worker", [sys.executable, "-m", f"services.{name}.worker"],
-                           {**env, "RAPPORT_WORKER_HTTP_PORT": str(worker_ports[name])})
+                           {**env, "RAPPORT_WORKER_HTTP_PORT": str(worker_ports[name]),
+                            "RAPPORT_CONSUMER_GROUP": f"{name}-{env['RAPPORT_DB_PREFIX']}"})
         runtime.wait_http([f"{url}/readyz" for url in (*urls.values(), *platform.worker_urls.values())],
                           timeout_s=120)
     except BaseException:

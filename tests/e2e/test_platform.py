@@ -170,5 +170,6 @@ def test_a_poison_message_goes_to_the_dlq_and_the_next_feedback_is_still_scored(
     [dead] = wait_for(lambda: [r for r in read_topic(platform.kafka_bootstrap, "feedback.submitted.dlq")
                                if r.key == client_id.encode()], TIMEOUT_S)
     headers = {k: v.decode() for k, v in dead.headers}
-    assert headers["origin-topic"] == "feedback.submitted" and headers["consumer-group"] == "scoring"
+    assert headers["origin-topic"] == "feedback.submitted"
+    assert headers["consumer-group"] == platform.envs["scoring-worker"]["RAPPORT_CONSUMER_GROUP"]
     assert headers["error-class"] == "InvalidEvent"

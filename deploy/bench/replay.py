@@ -260,7 +260,7 @@ def run(bench: Bench, events: int = DEFAULT_EVENTS) -> Result:
         f"group and database per worker count) each run for {WARM_UP_S + MEASURE_S} s after their first event; "
         f"the rate is what their `/metrics` counters (`rapport_events_consumed_total`) grew by over the last "
         f"{MEASURE_S} s, the time per event the mean of `rapport_handler_seconds`. The workers "
-        "do everything they do in production: score, update the dyad, record the processed event, publish "
+        "do everything they do in production: score a poll's events together, update the dyads, publish "
         "`alliance.scored` (and `alliance.dropped`) with acks=all, run the outbox relay.",
         "",
         *markdown_table(["reader", "events", "events/s", "time for 1.5 M", "time per event"], rows),

@@ -28,8 +28,9 @@ def ping() -> None:
 
 
 # FerretDB 1.24 keeps a database connection per statement of an update command until the command ends, from
-# a pool of 100: an update command of more statements waits forever. Chunks of 50 stay clear of it.
-UPDATES_PER_COMMAND = 50
+# a pool of 100 per database: an update command of more statements waits forever. Chunks of 20 stay clear of
+# it even with several workers of a service writing to the same database at once.
+UPDATES_PER_COMMAND = 20
 
 
 def update_each(collection: Collection, updates: list[UpdateOne]) -> int:

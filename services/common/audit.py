@@ -30,7 +30,6 @@ APPEND_ATTEMPTS = 60
 # Writers that lost a position wait a random moment, growing with each loss, so that they do not collide
 # again in step: without it a burst of concurrent requests exhausts the attempts and answers 500.
 APPEND_BACKOFF_S = 0.002
-WALK_AFTER_ATTEMPTS = 3
 
 
 class AuditRecord(me.Document):
@@ -68,18 +67,16 @@ class AuditHead(me.Document):
 HEAD_ID = "head"
 
 
-def _tail(walk: bool) -> tuple[int, str]:
-    """(seq, hash) of the last record as the head says, or with `walk` also the records after the head: a
-    writer that died between appending and moving the head left it behind. The walk looks records up by
-    their integer position, which FerretDB answers with a scan of the whole trail, so it is kept for a writer
-    that keeps losing its position, not paid on every request."""
+def _tail() -> tuple[int, str]:
+    """(seq, hash) of the last record. A writer that died between appending and moving the head left the
+    head behind: the records after it are found by position, one lookup each."""
     head = AuditHead.objects(id=HEAD_ID).first()
     if head is None:  # a trail from before the head existed, or an empty one
         last = AuditRecord.objects.order_by("-seq").only("seq", "hash").first()
         seq, hash_ = (last.seq, last.hash) if last else (0, GENESIS)
     else:
         seq, hash_ = head.seq, head.hash
-    while walk and (following := AuditRecord.objects(seq=seq + 1).only("seq", "hash").first()) is not None:
+    while (following := AuditRecord.objects(seq=seq + 1).only("seq", "hash").first()) is not None:
         seq, hash_ = following.seq, following.hash
     return seq, hash_
 
@@ -105,9 +102,7 @@ def record(service: str, action: str, outcome: str, *, actor: str | None = None,
            org_id: str | None = None, clinic_id: str | None = None, subject: str | None = None,
            request_id: str | None = None) -> AuditRecord:
     for attempt in range(APPEND_ATTEMPTS):
-        # A concurrent writer that took the position moves the head a moment later; only a head that stays
-        # behind for several attempts means a writer died in between.
-        last_seq, last_hash = _tail(walk=attempt >= WALK_AFTER_ATTEMPTS)
+        last_seq, last_hash = _tail()
         entry = AuditRecord(seq=last_seq + 1, at=utcnow(), service=service, actor=actor, role=role,
                             org_id=org_id, clinic_id=clinic_id, subject=subject, action=action,
                             outcome=outcome, request_id=request_id, prev_hash=last_hash)

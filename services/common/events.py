@@ -253,6 +253,13 @@ class InvalidEvent(ValueError):
     handler) an event whose content the service cannot use. Consumers dead-letter it at once."""
 
 
+class CrossTenantEvent(InvalidEvent):
+    """A well-formed event naming an entity of another organisation or clinic than its own. Dead-lettered
+    for an operator like any unusable event, but it does not count toward the consumer's halt: the halt is
+    for a broken producer, and a run of such events (forged, or a tenant's misconfiguration) must not stop
+    the processing of every other tenant's events."""
+
+
 @dataclass(frozen=True)
 class Event:
     event_id: str

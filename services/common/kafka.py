@@ -22,7 +22,8 @@ from kafka.structs import OffsetAndMetadata
 from pymongo.errors import ConnectionFailure
 
 from .config import Settings
-from .events import Event, InvalidEvent, all_topics, current_correlation_id, decode_event, dlq_topic, encode_event
+from .events import (CrossTenantEvent, Event, InvalidEvent, all_topics, current_correlation_id, decode_event,
+                     dlq_topic, encode_event)
 from .metrics import CONSUMER_HALTED, CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_PUBLISHED, HANDLER_LATENCY
 from .mongo import ProcessedEvent
 
@@ -334,7 +335,7 @@ class ConsumerLoop:
                 return "processed"
             except InvalidEvent as exc:  # the handler found the event unusable: retrying cannot help
                 self._dead_letter(record, exc)
-                return "dead_lettered"
+                return "refused" if isinstance(exc, CrossTenantEvent) else "dead_lettered"
             except TRANSIENT_ERRORS as exc:
                 log.warning("transient failure on %s@%s:%s: %s", record.topic, record.partition,
                             record.offset, type(exc).__name__)

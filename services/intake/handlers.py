@@ -12,7 +12,7 @@ import mongoengine as me
 from pymongo.errors import DuplicateKeyError
 
 from services.common.auth import Identity
-from services.common.events import Event, InvalidEvent, Topic, make_event, new_id
+from services.common.events import CrossTenantEvent, Event, InvalidEvent, Topic, make_event, new_id
 from services.common.instruments import instrument_definitions
 from services.common.outbox import Publish, outbox_entry, publish_or_defer
 
@@ -419,7 +419,7 @@ def handle_referral_decided(event: Event, publish: Publish) -> None:
         raise InvalidEvent("accepted referral without new_counselor_id")
     client = Client.objects(id=p["client_id"], org_id=event.org_id).first()
     if client is None or client.clinic_id != event.clinic_id:
-        raise InvalidEvent("no such client in the event's organisation and clinic")
+        raise CrossTenantEvent("no such client in the event's organisation and clinic")
     try:
         domain.check_assignment(client.org_id, client.clinic_id,
                                 _counselor_facts(Staff.objects(id=p["new_counselor_id"]).first()))

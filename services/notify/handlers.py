@@ -11,7 +11,7 @@ from functools import cache
 from pymongo.errors import DuplicateKeyError
 
 from services.common.config import Settings
-from services.common.events import Event, InvalidEvent, Topic
+from services.common.events import CrossTenantEvent, Event, Topic
 from services.common.mongo import utcnow
 from services.common.outbox import Publish
 
@@ -28,12 +28,12 @@ def _intake_url() -> str:
 
 def _same_organisation(event: Event, *staff_ids: str | None) -> None:
     """An event may only address staff of its own organisation. Staff ids are unique across organisations,
-    so an id the read model knows in another organisation and not in this one is refused (dead-lettered)
+    so an id the read model knows in another organisation and not in this one is refused (CrossTenantEvent)
     rather than given a notification, or a record, under the event's organisation."""
     for staff_id in filter(None, staff_ids):
         elsewhere = StaffMember.objects(staff_id=staff_id, org_id__ne=event.org_id).only("id").first()
         if elsewhere and not StaffMember.objects(id=StaffMember.key(event.org_id, staff_id)).only("id").first():
-            raise InvalidEvent(f"{event.type}: a staff member of another organisation")
+            raise CrossTenantEvent(f"{event.type}: a staff member of another organisation")
 
 
 def _notify(event: Event, drafts: list[domain.Draft], key: str | None = None) -> None:

@@ -12,7 +12,7 @@ import mongoengine as me
 from mongoengine.queryset.visitor import Q
 from pymongo.errors import DuplicateKeyError
 
-from services.common.events import Event, InvalidEvent
+from services.common.events import CrossTenantEvent, Event, InvalidEvent
 from services.common.instruments import instrument_definitions
 from services.common.outbox import insert_once
 
@@ -51,12 +51,12 @@ def apply_counselor_snapshot(event: Event) -> None:
 
 def _same_org(stored_org: str, event: Event) -> None:
     if stored_org != event.org_id:
-        raise InvalidEvent(f"{event.type}: the entity belongs to another organisation")
+        raise CrossTenantEvent(f"{event.type}: the entity belongs to another organisation")
 
 
 def check_counselor_org(event: Event, counselor_id: str | None) -> None:
-    """InvalidEvent if the event names a counselor referral knows in another organisation (an assignment or
-    a score must not tie one organisation's client to another's counselor)."""
+    """CrossTenantEvent if the event names a counselor referral knows in another organisation (an assignment
+    or a score must not tie one organisation's client to another's counselor)."""
     known = CounselorView.objects(id=counselor_id).only("org_id").first() if counselor_id else None
     if known is not None:
         _same_org(known.org_id, event)
@@ -65,7 +65,7 @@ def check_counselor_org(event: Event, counselor_id: str | None) -> None:
 # --- clients ----------------------------------------------------------------------------------------------
 
 def client_view(event: Event, client_id: str) -> ClientView:
-    """The client's view, created empty in the event's organisation if new; InvalidEvent if the client
+    """The client's view, created empty in the event's organisation if new; CrossTenantEvent if the client
     belongs to another organisation."""
     ClientView.objects(id=client_id).update_one(upsert=True, set_on_insert__org_id=event.org_id)
     view = ClientView.objects.get(id=client_id)
@@ -75,13 +75,13 @@ def client_view(event: Event, client_id: str) -> ClientView:
 
 def known_client(event: Event, client_id: str) -> ClientView | None:
     """The client if referral has seen their intake (so knows concerns and preferences), else None;
-    InvalidEvent if the event names another organisation or clinic than the client's."""
+    CrossTenantEvent if the event names another organisation or clinic than the client's."""
     view = ClientView.objects(id=client_id).first()
     if view is None or view.intake_id is None:
         return None
     _same_org(view.org_id, event)
     if view.clinic_id != event.clinic_id:
-        raise InvalidEvent(f"{event.type}: the client belongs to another clinic")
+        raise CrossTenantEvent(f"{event.type}: the client belongs to another clinic")
     return view
 
 

@@ -68,7 +68,8 @@ def test_referral_refuses_to_tie_a_client_to_another_organisations_counselor(db,
     assigned = referral_event(Topic.CLIENT_ASSIGNED, {"client_id": client_id, "counselor_id": f"co-{unique}",
                                                       "assigned_by": "fd-1"}, ours)
     scored = referral_event(Topic.ALLIANCE_SCORED, {
-        "score_id": f"sc-{unique}", "source_event_id": f"fb-{unique}", "client_id": client_id, "counselor_id": f"co-{unique}", "session_number": 1,
+        "score_id": f"sc-{unique}", "source_event_id": f"fb-{unique}", "client_id": client_id,
+        "counselor_id": f"co-{unique}", "session_number": 1,
         "instrument_id": "rapport-short", "total": 20.0, "mean": 6.7, "subscales": {}}, ours)
     for refused in (assigned, scored):
         with pytest.raises(InvalidEvent):
@@ -127,8 +128,8 @@ def test_a_feedback_event_of_another_organisation_never_touches_this_ones_scores
             producer.send(Topic.FEEDBACK_SUBMITTED, client_id, encode_event(event))
     finally:
         producer.close()
-    # Through the consumer loop and scoring's public EVENT_HANDLERS only (its internals are being rewritten);
-    # other tests' events on the shared topic may be dead-lettered here, so the halting share is lifted.
+    # Through the consumer loop and scoring's public EVENT_HANDLERS. A new group reads the whole shared topic,
+    # other tests' poison messages included, so the halting share is lifted.
     run_loop("scoring", f"scoring-{unique}", SCORING_HANDLERS, consumer_dlq_halt_share=1.0)
 
     ours_scores = SessionScore.objects(org_id=ours, clinic_id=CLINIC, client_id=client_id)

@@ -37,9 +37,9 @@ def test_an_accepted_referral_reassigns_the_client_once_under_duplicate_delivery
     finally:
         producer.close()
 
-    # Other tests' decisions on the shared topic name clients this database does not know: they are
-    # dead-lettered, so the halting share is lifted here.
-    run_loop("intake", f"intake-{unique}", EVENT_HANDLERS, consumer_dlq_halt_share=1.0)
+    # Other tests' decisions on the shared topic name clients this database does not know: they are refused
+    # as crossing tenants, which dead-letters them without halting the consumer.
+    run_loop("intake", f"intake-{unique}", EVENT_HANDLERS)
 
     client = Client.objects.get(id=moved)
     assert client.counselor_id == second
@@ -58,7 +58,7 @@ def test_an_accepted_referral_reassigns_the_client_once_under_duplicate_delivery
     assert Client.objects.get(id=wrong_clinic).counselor_id == org.counselor_north
     dead = [r for r in read_topic(components.kafka_bootstrap, "referral.decided.dlq")
             if r.key == wrong_clinic.encode() and dict(r.headers)["consumer-group"] == f"intake-{unique}".encode()]
-    assert len(dead) == 1 and dict(dead[0].headers)["error-class"] == b"InvalidEvent"
+    assert len(dead) == 1 and dict(dead[0].headers)["error-class"] == b"CrossTenantEvent"
     # The new counselor's caseload went up, the previous one's down: both announced in counselor.updated.
     latest = {}
     for e in events_on(components.kafka_bootstrap, Topic.COUNSELOR_UPDATED, lambda e: e["org_id"] == org.id):

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from services.common import mongo, ops
-from services.common.events import InvalidEvent, Topic, make_event
+from services.common.events import CrossTenantEvent, InvalidEvent, Topic, make_event
 from services.common.config import Settings
 from services.common.kafka import ConsumerLoop, EventProducer, ensure_topics
 from services.common.worker import Worker
@@ -88,6 +88,26 @@ def test_a_consumer_halts_itself_when_most_messages_are_dead_lettered(settings_f
     assert loop.halted and not loop.ready
     # It stopped after a sample of 20 failures instead of dead-lettering all 60.
     assert 10 <= loop.stats.dead_lettered < 60
+
+
+def test_events_refused_for_crossing_tenants_are_dead_lettered_without_halting_the_consumer(
+        settings_for, run_loop, unique):
+    producer = EventProducer(settings_for("tests"))
+    for n in range(1, 41):
+        producer.publish(scored(unique, f"c-{unique}", n), key=f"c-{unique}")
+    producer.close()
+
+    def refuse_mine(event, publish):
+        if event.org_id == unique:
+            raise CrossTenantEvent("the client belongs to another organisation")
+
+    # run_loop fails if the loop stops before its group has committed everything on the topic.
+    loop = run_loop("tests", f"g-{unique}", {TOPIC: refuse_mine})
+
+    assert not loop.halted
+    mine = [r for r in read_topic(settings_for("tests").kafka_bootstrap, f"{TOPIC}.dlq")
+            if r.key == f"c-{unique}".encode() and dict(r.headers)["consumer-group"] == f"g-{unique}".encode()]
+    assert len(mine) == 40 and {dict(r.headers)["error-class"] for r in mine} == {b"CrossTenantEvent"}
 
 
 def test_a_worker_serves_probes_and_metrics_and_stops_on_request(settings_for, unique):

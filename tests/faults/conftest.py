@@ -12,7 +12,7 @@ import pytest
 
 from services.common.config import Settings
 from services.common.events import Topic, make_event
-from services.common.kafka import EventProducer, ensure_topics
+from services.common.kafka import ensure_topics
 from tests.support.components import free_port, start_components, start_process
 
 
@@ -71,12 +71,3 @@ def feedback_stream(org: str, clients: int, sessions: int, seed: int = 7) -> lis
                 "instrument_id": "rapport-short", "answers": answers},
                 org_id=org, clinic_id="clinic-1", producer="fault-suite"))
     return events
-
-
-def publish_all(settings: Settings, events) -> None:
-    producer = EventProducer(settings)
-    try:
-        for event in events:
-            producer.publish(event, key=event.payload["client_id"])
-    finally:
-        producer.close()

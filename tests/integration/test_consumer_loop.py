@@ -4,8 +4,7 @@ from __future__ import annotations
 from pymongo.errors import AutoReconnect
 
 from services.common.events import Topic, encode_event, make_event
-from services.common.kafka import EventProducer
-from tests.support.kafka_reader import read_topic, send_raw
+from tests.support.kafka_reader import publish_all, read_topic, send_raw
 
 TOPIC = Topic.FEEDBACK_SUBMITTED.value
 
@@ -15,15 +14,6 @@ def feedback_event(org: str, session: int = 1):
         "feedback_id": f"f{session}", "client_id": f"client-{org}", "counselor_id": "counselor-1",
         "session_number": session, "instrument_id": "rapport-short",
         "answers": {"goal-1": 9, "task-1": 9, "bond-1": 9}}, org_id=org, clinic_id="clinic-1", producer="tests")
-
-
-def publish(settings, *events):
-    producer = EventProducer(settings)
-    try:
-        for event in events:
-            producer.publish(event, key=event.payload["client_id"])
-    finally:
-        producer.close()
 
 
 def recorder(org: str, calls: list):
@@ -43,7 +33,7 @@ def test_poison_message_goes_to_the_dlq_with_its_origin_and_the_next_message_is_
         components, settings_for, run_loop, unique):
     send_raw(components.kafka_bootstrap, TOPIC, key=unique, value=b'{"not": "an event"')
     good = feedback_event(unique)
-    publish(settings_for("tests"), good)
+    publish_all(settings_for("tests"), [good])
     calls = []
 
     run_loop("scoring", f"g-{unique}", {TOPIC: recorder(unique, calls)})
@@ -72,7 +62,7 @@ def test_schema_invalid_event_is_dead_lettered_naming_the_field(components, sett
 
 def test_duplicate_delivery_is_handled_once(components, settings_for, run_loop, unique):
     event = feedback_event(unique)
-    publish(settings_for("tests"), event, event)
+    publish_all(settings_for("tests"), [event, event])
     calls = []
 
     loop = run_loop("scoring", f"g-{unique}", {TOPIC: recorder(unique, calls)})
@@ -83,7 +73,7 @@ def test_duplicate_delivery_is_handled_once(components, settings_for, run_loop, 
 
 def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(components, settings_for, run_loop, unique):
     event = feedback_event(unique)
-    publish(settings_for("tests"), event)
+    publish_all(settings_for("tests"), [event])
     attempts = []
 
     def failing(e, publish):
@@ -104,7 +94,7 @@ def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(components, 
 def test_transient_failures_rewind_and_retry_without_skipping_or_dead_lettering(
         components, settings_for, run_loop, unique):
     first, second = feedback_event(unique, 1), feedback_event(unique, 2)
-    publish(settings_for("tests"), first, second)
+    publish_all(settings_for("tests"), [first, second])
     seen, failures = [], []
 
     def flaky(e, publish):

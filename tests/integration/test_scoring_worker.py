@@ -6,11 +6,10 @@ import json
 
 from services.common import mongo
 from services.common.events import Topic, make_event
-from services.common.kafka import EventProducer
 from services.scoring import handlers
 from services.scoring.handlers import EVENT_HANDLERS
 from services.scoring.models import Alert, Dyad, ExitInterviewScore, SessionScore
-from tests.support.kafka_reader import events_on, send_raw
+from tests.support.kafka_reader import events_on, publish_all, send_raw
 
 CLINIC = "clinic-a"
 
@@ -31,15 +30,6 @@ def exit_interview(org, client, counselor, session, comfortable, style_fit, conf
         org_id=org, clinic_id=CLINIC, producer="tests")
 
 
-def publish(settings, *events):
-    producer = EventProducer(settings)
-    try:
-        for event in events:
-            producer.publish(event, key=event.payload["client_id"])
-    finally:
-        producer.close()
-
-
 def payloads(bootstrap, topic, org):
     """This org's events on a topic, one per event id: another scoring worker on the shared topics (the e2e
     platform's, in a full run) derives the very same events, ids included, and consumers dedupe by id."""
@@ -54,7 +44,7 @@ STEADY_THEN_FALL = [(1, 10, 10, 9), (2, 9, 10, 10), (3, 10, 9, 10), (4, 9, 4, 9)
 def test_feedback_is_scored_with_a_running_baseline_and_a_fall_raises_named_alerts(
         components, settings_for, run_loop, unique):
     client, counselor = f"c-{unique}", f"co-{unique}"
-    publish(settings_for("tests"), *[feedback(unique, client, counselor, *s) for s in STEADY_THEN_FALL])
+    publish_all(settings_for("tests"), [feedback(unique, client, counselor, *s) for s in STEADY_THEN_FALL])
 
     run_loop("scoring", f"scoring-{unique}", EVENT_HANDLERS)
 
@@ -158,8 +148,8 @@ def test_a_second_submission_for_the_same_session_raises_no_second_alert(setting
 
 def test_exit_interview_with_a_low_fit_raises_its_own_alert(components, settings_for, run_loop, unique):
     client, counselor = f"c-{unique}", f"co-{unique}"
-    publish(settings_for("tests"), exit_interview(unique, client, counselor, 6, 3, 2, 3),
-            exit_interview(unique, f"{client}-ok", counselor, 4, 4, 4, 5))
+    publish_all(settings_for("tests"), [exit_interview(unique, client, counselor, 6, 3, 2, 3),
+                                        exit_interview(unique, f"{client}-ok", counselor, 4, 4, 4, 5)])
 
     run_loop("scoring", f"scoring-{unique}", EVENT_HANDLERS)
 
@@ -176,7 +166,7 @@ def test_replaying_the_topic_into_a_fresh_group_and_database_gives_identical_sco
         components, settings_for, run_loop, unique):
     client, counselor = f"c-{unique}", f"co-{unique}"
     events = [feedback(unique, client, counselor, *s) for s in STEADY_THEN_FALL]
-    publish(settings_for("tests"), *events)
+    publish_all(settings_for("tests"), events)
     # A duplicate on the wire as well: the replay meets it too.
     send_raw(components.kafka_bootstrap, Topic.FEEDBACK_SUBMITTED, client,
              json.dumps(events[3].to_dict()).encode())

@@ -1,4 +1,4 @@
-"""Read what is on a topic, from the beginning to its current end, without a consumer group."""
+"""Read what is on a topic, from the beginning to its current end, without a consumer group; put events on it."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,10 @@ import time
 from typing import Any, Callable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from services.common.config import Settings
+from services.common.events import Event
+from services.common.kafka import EventProducer
 
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list:
@@ -38,6 +42,16 @@ def events_on(bootstrap: str, topic: str, where: Callable[[dict], bool]) -> list
         if isinstance(event, dict) and where(event):
             events.append(event)
     return events
+
+
+def publish_all(settings: Settings, events: list[Event]) -> None:
+    """Publish events keyed by client id, as intake does, and wait for the broker to have each."""
+    producer = EventProducer(settings)
+    try:
+        for event in events:
+            producer.publish(event, key=event.payload["client_id"])
+    finally:
+        producer.close()
 
 
 def send_raw(bootstrap: str, topic: str, key: str, value: bytes) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Iterable
 
 from pymongo import UpdateOne
@@ -46,14 +47,16 @@ def handle_feedback_batch(events: list[Event], publish_all: PublishAll) -> None:
     each dyad is read once, alerts and scores are inserted in bulk, each dyad is updated once, conditional on
     the version it was read at, and every derived event goes out with one wait for the broker.
     """
-    settings = _ClinicRules()
+    overrides = cache(ClinicAlertSettings.overrides_for)  # each clinic's rule overrides, read once a batch
     dyads: dict[str, _DyadProgress] = {}
     scores: list[SessionScore] = []
     assessed: list[tuple[Event, _Assessment]] = []
     for event in events:
         p = event.payload
         dyad_id = Dyad.key(event.org_id, event.clinic_id, p["client_id"], p["counselor_id"])
-        progress = dyads.get(dyad_id) or dyads.setdefault(dyad_id, _DyadProgress.read(event))
+        if dyad_id not in dyads:
+            dyads[dyad_id] = _DyadProgress.read(event)
+        progress = dyads[dyad_id]
         stored = SessionScore.objects(id=event.event_id).first()
         if stored is not None:
             # After a crash the stored score applies its stored update, once: only on the version it was
@@ -62,7 +65,7 @@ def handle_feedback_batch(events: list[Event], publish_all: PublishAll) -> None:
                 progress.advance(stored.id, stored.trajectory_after, stored.below_cutoff)
             scores.append(stored)
             continue
-        assessment = _assess(event, progress, settings.for_event(event))
+        assessment = _assess(event, progress, overrides(event.org_id, event.clinic_id))
         if assessment.trajectory_after is not None:
             progress.advance(event.event_id, assessment.trajectory_after, assessment.below_cutoff)
         assessed.append((event, assessment))
@@ -73,24 +76,10 @@ def handle_feedback_batch(events: list[Event], publish_all: PublishAll) -> None:
     publish_pending_all(scores, publish_all)
 
 
-class _ClinicRules:
-    """Each clinic's rule overrides, read once per batch."""
-
-    def __init__(self) -> None:
-        self._overrides: dict[tuple[str, str], dict] = {}
-
-    def for_event(self, event: Event) -> dict:
-        key = (event.org_id, event.clinic_id)
-        if key not in self._overrides:
-            self._overrides[key] = ClinicAlertSettings.overrides_for(*key)
-        return self._overrides[key]
-
-
 @dataclass
 class _DyadProgress:
     """A dyad as read at the start of a batch, and how far the batch's events have moved it."""
 
-    id: str
     org_id: str
     clinic_id: str
     client_id: str
@@ -101,14 +90,19 @@ class _DyadProgress:
     last_event_id: str | None = None
     below_cutoff: bool = False
 
+    @property
+    def id(self) -> str:
+        return Dyad.key(self.org_id, self.clinic_id, self.client_id, self.counselor_id)
+
     @classmethod
     def read(cls, event: Event) -> "_DyadProgress":
         p = event.payload
-        key = Dyad.key(event.org_id, event.clinic_id, p["client_id"], p["counselor_id"])
-        dyad = Dyad.objects(id=key).first()
-        version = dyad.version if dyad else 0
-        return cls(key, event.org_id, event.clinic_id, p["client_id"], p["counselor_id"], version, version,
-                   dict(dyad.trajectory) if dyad else None)
+        progress = cls(event.org_id, event.clinic_id, p["client_id"], p["counselor_id"], 0, 0, None)
+        dyad = Dyad.objects(id=progress.id).first()
+        if dyad is not None:
+            progress.stored_version = progress.version = dyad.version
+            progress.trajectory = dict(dyad.trajectory)
+        return progress
 
     def advance(self, event_id: str, trajectory: dict, below_cutoff: bool) -> None:
         self.version += 1

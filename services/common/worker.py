@@ -49,8 +49,10 @@ class Worker:
 
     @property
     def ready(self) -> bool:
-        if self._stopping.is_set() or (self.loop is not None and not self.loop.ready):
+        if self._stopping.is_set():
             return False
+        if self._handlers and (self.loop is None or not self.loop.ready):
+            return False  # a consuming worker is ready only once its loop has joined its group
         return all(t.is_alive() for t in self._threads)
 
     def run(self) -> None:
@@ -72,6 +74,8 @@ class Worker:
                 self.loop = ConsumerLoop(settings, group=settings.consumer_group or settings.service,
                                          handlers=self._handlers,
                                          producer=producer)
+                if self._stopping.is_set():  # stop() came before the loop existed to be told
+                    self.loop.stop()
                 self.loop.run()  # returns on stop() or when the loop halts itself
                 if self.loop.halted:
                     # Stay up but unready: the orchestrator sees it, an operator looks at the DLQ.

@@ -129,6 +129,18 @@ def test_a_worker_serves_probes_and_metrics_and_stops_on_request(settings_for, u
     assert not worker.ready
 
 
+def test_a_worker_told_to_stop_before_its_loop_exists_still_stops(settings_for, unique):
+    # SIGTERM can arrive while the worker is still connecting, before there is a loop to pass it on to.
+    worker = Worker("referral", handlers={TOPIC: lambda e, p: None},
+                    settings=settings_for("referral", consumer_group=f"g-{unique}"))
+    worker.stop()
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert worker.loop is not None and not worker.ready
+
+
 def _status(url: str) -> int | None:
     try:
         return requests.get(url, timeout=2).status_code

@@ -5,7 +5,7 @@ Every request to a service that carries an identity, or is refused one, is recor
 request id); services add explicit records for sign-in/out and exports with `record()`. Each record carries
 the hash of the previous one and its own position `seq`; `verify()` recomputes the chain and names the first
 record that was edited, or the first gap where records were deleted. Concurrent writers (gunicorn processes)
-append with optimistic concurrency: `seq` is the primary key, so two writers cannot take the same position.
+append with optimistic concurrency: the position is the primary key, so two writers cannot take the same one.
 Trade-off: truncating the newest records is only detectable against an external copy of the last hash
 (`rapport audit verify` prints it, for an operator to keep).
 """
@@ -32,8 +32,16 @@ APPEND_ATTEMPTS = 60
 APPEND_BACKOFF_S = 0.002
 
 
+def position_key(seq: int) -> str:
+    return f"{seq:015d}"
+
+
 class AuditRecord(me.Document):
-    seq = me.IntField(primary_key=True)
+    # Keyed by its position as a zero-padded string, not the integer: FerretDB looks a string _id up
+    # directly but answers an integer one with a scan of the whole trail, and every append looks up the
+    # position after the head. The integer `seq` stays beside it for ordering and for the hash.
+    id = me.StringField(primary_key=True)
+    seq = me.IntField(required=True)
     at = me.DateTimeField(required=True)
     service = me.StringField(required=True)
     actor = me.StringField()
@@ -46,7 +54,7 @@ class AuditRecord(me.Document):
     request_id = me.StringField()
     prev_hash = me.StringField(required=True)
     hash = me.StringField(required=True)
-    meta = {"collection": "audit_log", "indexes": [("org_id", "at"), "actor", "subject"]}
+    meta = {"collection": "audit_log", "indexes": ["seq", ("org_id", "at"), "actor", "subject"]}
 
     def content(self) -> dict[str, Any]:
         return {"seq": self.seq, "at": _iso(self.at), "service": self.service, "actor": self.actor,
@@ -76,7 +84,7 @@ def _tail() -> tuple[int, str]:
         seq, hash_ = (last.seq, last.hash) if last else (0, GENESIS)
     else:
         seq, hash_ = head.seq, head.hash
-    while (following := AuditRecord.objects(seq=seq + 1).only("seq", "hash").first()) is not None:
+    while (following := AuditRecord.objects(id=position_key(seq + 1)).only("seq", "hash").first()) is not None:
         seq, hash_ = following.seq, following.hash
     return seq, hash_
 
@@ -103,9 +111,9 @@ def record(service: str, action: str, outcome: str, *, actor: str | None = None,
            request_id: str | None = None) -> AuditRecord:
     for attempt in range(APPEND_ATTEMPTS):
         last_seq, last_hash = _tail()
-        entry = AuditRecord(seq=last_seq + 1, at=utcnow(), service=service, actor=actor, role=role,
-                            org_id=org_id, clinic_id=clinic_id, subject=subject, action=action,
-                            outcome=outcome, request_id=request_id, prev_hash=last_hash)
+        entry = AuditRecord(id=position_key(last_seq + 1), seq=last_seq + 1, at=utcnow(), service=service,
+                            actor=actor, role=role, org_id=org_id, clinic_id=clinic_id, subject=subject,
+                            action=action, outcome=outcome, request_id=request_id, prev_hash=last_hash)
         entry.at = entry.at.replace(microsecond=entry.at.microsecond // 1000 * 1000)
         entry.hash = _digest(entry.prev_hash, entry.content())
         try:
@@ -135,6 +143,8 @@ def verify() -> ChainReport:
     for entry in AuditRecord.objects.order_by("seq"):
         if entry.seq != expected_seq:
             return ChainReport(count, prev_hash, f"records {expected_seq}..{entry.seq - 1} are missing")
+        if entry.id != position_key(entry.seq):
+            return ChainReport(count, prev_hash, f"record {entry.seq} was moved")
         if entry.prev_hash != prev_hash or _digest(prev_hash, entry.content()) != entry.hash:
             return ChainReport(count, prev_hash, f"record {entry.seq} was altered")
         prev_hash, expected_seq, count = entry.hash, expected_seq + 1, count + 1

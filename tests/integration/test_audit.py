@@ -61,6 +61,11 @@ def test_the_chain_verifies_and_pinpoints_an_edited_or_deleted_record(app, setti
 
     AuditRecord.objects(seq=3).update_one(set__actor="s1")
     assert audit.verify().intact
+    fourth = AuditRecord.objects.get(seq=4).to_mongo()
+    AuditRecord.objects(seq=4).delete()
+    AuditRecord._get_collection().insert_one({**fourth, "_id": audit.position_key(9)})
+    assert audit.verify().problem == "record 4 was moved"
+
     AuditRecord.objects(seq=2).delete()
     assert audit.verify().problem == "records 2..2 are missing"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -167,8 +168,12 @@ def request_for(world: World, cell: Cell, headers: dict[str, str]) -> requests.R
 def _run_cell(world: World, cell: Cell) -> str | None:
     """None if the cell answered as expected, else what went wrong."""
     identity = world.own.identity(cell.role)
-    response = request_for(world, cell, world.own.headers(cell.role))
     where = f"{cell.service} {cell.method} {cell.rule} as {cell.role} [{cell.tenancy}]"
+    started = time.monotonic()
+    try:
+        response = request_for(world, cell, world.own.headers(cell.role))
+    except requests.Timeout:
+        return f"{where}: no answer within {time.monotonic() - started:.0f} s"
     if response.status_code not in cell.expected:
         return f"{where}: {response.status_code}, expected {cell.expected}: {response.text[:200]}"
     leaked = set() if cell.access.echoes_requested_ids else _leaked_ids(world, identity, response)

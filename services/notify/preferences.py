@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import secrets
 
+from mongoengine import NotUniqueError
+
 from services.common.auth import Identity
 from services.common.mongo import utcnow
 
@@ -32,7 +34,12 @@ def replace_preferences(identity: Identity, data: dict) -> tuple[RecipientPrefer
     prefs.channels = {kind: sorted(set(channels)) for kind, channels in data["channels"].items()}
     prefs.quiet_start, prefs.quiet_end = quiet.get("start"), quiet.get("end")
     prefs.timezone, prefs.daily_digest, prefs.updated_at = data["timezone"], data["daily_digest"], utcnow()
-    prefs.save()
+    try:
+        prefs.save()
+    except NotUniqueError:
+        # A first save that lost to another first save of the same person's settings (two tabs, a double
+        # submit): those are stored now, so replacing them is an ordinary save; the last one wins.
+        return replace_preferences(identity, data)
     return prefs, new_secret
 
 

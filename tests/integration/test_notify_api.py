@@ -2,6 +2,9 @@
 and role, acknowledgement, preferences with the webhook secret, and the supervision view."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from services.common.auth import Identity, issue_token
@@ -117,6 +120,23 @@ def test_preferences_are_the_callers_and_the_webhook_secret_is_shown_once(notify
     assert rotated.get_json()["webhook_secret"] != secret
     # Someone else's settings are their own.
     assert client.get("/api/preferences", headers=auth(notify, org, "co-2", "counselor")).get_json()["email"] is None
+
+
+def test_first_settings_saved_twice_at_once_are_both_answered(notify, org):
+    # Two tabs (or a double submit) saving someone's first settings: both find nothing stored and insert.
+    body = {"email": "co-3@clinic.example", "channels": {"new_client": ["email"]}, "timezone": "UTC"}
+
+    def save(staff_id, barrier):
+        barrier.wait()
+        return notify.test_client().put("/api/preferences", json=body,
+                                        headers=auth(notify, org, staff_id, "counselor")).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        for round_ in range(5):
+            barrier = threading.Barrier(4)
+            codes = list(pool.map(lambda _: save(f"co-race-{round_}", barrier), range(4)))
+            assert codes == [200] * 4, codes
+    assert RecipientPreferences.objects(org_id=org, staff_id="co-race-0").count() == 1
 
 
 @pytest.mark.parametrize("change, field", [

@@ -30,9 +30,12 @@ def _same_organisation(event: Event, *staff_ids: str | None) -> None:
     """An event may only address staff of its own organisation. Staff ids are unique across organisations,
     so an id the read model knows in another organisation and not in this one is refused (CrossTenantEvent)
     rather than given a notification, or a record, under the event's organisation."""
-    for staff_id in filter(None, staff_ids):
-        elsewhere = StaffMember.objects(staff_id=staff_id, org_id__ne=event.org_id).only("id").first()
-        if elsewhere and not StaffMember.objects(id=StaffMember.key(event.org_id, staff_id)).only("id").first():
+    for staff_id in set(filter(None, staff_ids)):
+        # The own-organisation lookup first: it is by key, while looking elsewhere is a scan of the read model
+        # on FerretDB, needed only for an id this organisation does not know.
+        if StaffMember.objects(id=StaffMember.key(event.org_id, staff_id)).only("id").first():
+            continue
+        if StaffMember.objects(staff_id=staff_id, org_id__ne=event.org_id).only("id").first():
             raise CrossTenantEvent(f"{event.type}: a staff member of another organisation")
 
 

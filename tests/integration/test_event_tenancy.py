@@ -1,7 +1,8 @@
 """Consumers check that an event's organisation and clinic fit the entities it touches: an event of one
 organisation can neither attach a score, a counselor or a notification to another organisation's client or
-staff, nor reassign another organisation's client. Refused events raise InvalidEvent (the consumer loop
-dead-letters them) and change nothing."""
+staff, nor reassign another organisation's client. Refused events raise an InvalidEvent (CrossTenantEvent
+where another organisation's entity is named: the consumer loop dead-letters those without counting them
+toward its halt) and change nothing."""
 from __future__ import annotations
 
 import pytest

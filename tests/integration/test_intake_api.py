@@ -93,7 +93,8 @@ def test_a_registered_client_is_published_with_ids_and_codes_only(org, component
     [assigned] = events_on(components.kafka_bootstrap, Topic.CLIENT_ASSIGNED, lambda e: e["org_id"] == org.id)
     assert assigned["payload"]["counselor_id"] == org.counselor_north
     for event in (intake, assigned):
-        for private in ("Canary", "Phi-Check", "canary@example.org", "555 0100", "1990-04-01", "private note", "evening"):
+        for private in ("Canary", "Phi-Check", "canary@example.org", "555 0100", "1990-04-01", "private note",
+                        "evening"):
             assert private not in str(event)
 
 

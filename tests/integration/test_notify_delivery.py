@@ -81,23 +81,26 @@ def handle(e):
 
 def test_each_event_type_is_routed_through_kafka_once_per_recipient(components, run_loop, settings_for, unique):
     org = f"o{unique}"
+    # Staff ids of this test's own: the loop reads the shared topics from the start, and an id that other
+    # tests' events put in another organisation first would rightly be refused here.
+    co1, co2, co3, co4, sup1, fd1 = (f"{name}-{unique}" for name in ("co-1", "co-2", "co-3", "co-4", "sup-1", "fd-1"))
     directory = [
-        staff(org, "sup-1", "supervisor"), staff(org, "sup-other", "supervisor", clinics=("clinic-b",)),
-        staff(org, "fd-1", "front_desk"),
-        event(Topic.COUNSELOR_UPDATED, {"counselor_id": "co-1", "clinic_ids": [CLINIC], "supervisor_id": "sup-1"}, org),
+        staff(org, sup1, "supervisor"), staff(org, f"sup-other-{unique}", "supervisor", clinics=("clinic-b",)),
+        staff(org, fd1, "front_desk"),
+        event(Topic.COUNSELOR_UPDATED, {"counselor_id": co1, "clinic_ids": [CLINIC], "supervisor_id": sup1}, org),
     ]
-    alert = dropped(org, "cl-1", "co-1")
+    alert = dropped(org, "cl-1", co1)
     routed = [
         alert,
         event(Topic.REFERRAL_RECOMMENDED, {"referral_id": "r-1", "trigger_event_id": new_id(), "client_id": "cl-1",
-                                           "current_counselor_id": "co-1", "reason": "alliance_decline",
-                                           "candidates": [{"counselor_id": "co-2", "score": 0.8}]}, org),
+                                           "current_counselor_id": co1, "reason": "alliance_decline",
+                                           "candidates": [{"counselor_id": co2, "score": 0.8}]}, org),
         event(Topic.REFERRAL_DECIDED, {"referral_id": "r-1", "client_id": "cl-1", "decision": "accepted",
-                                       "decided_by": "sup-1", "previous_counselor_id": "co-1",
-                                       "new_counselor_id": "co-2"}, org),
+                                       "decided_by": sup1, "previous_counselor_id": co1,
+                                       "new_counselor_id": co2}, org),
         event(Topic.INTAKE_SUBMITTED, {"intake_id": "i-1", "client_id": "cl-2", "concerns": ["grief"],
-                                       "assigned_counselor_id": "co-3"}, org),
-        event(Topic.CLIENT_ASSIGNED, {"client_id": "cl-3", "counselor_id": "co-4", "assigned_by": "fd-1"}, org),
+                                       "assigned_counselor_id": co3}, org),
+        event(Topic.CLIENT_ASSIGNED, {"client_id": "cl-3", "counselor_id": co4, "assigned_by": fd1}, org),
     ]
     # The staff directory first: topics are consumed in no particular order relative to each other.
     publish(settings_for("tests"), directory)
@@ -111,9 +114,9 @@ def test_each_event_type_is_routed_through_kafka_once_per_recipient(components, 
     # with a recommendation of its own, which is routed too.
     mine = Notification.objects(org_id=org, source_event_id__in=[e.event_id for e in routed])
     got = sorted((n.recipient_id, n.kind) for n in mine)
-    assert got == sorted([("co-1", "alliance_dropped"), ("sup-1", "referral_recommended"),
-                          ("co-2", "referral_accepted"), ("co-1", "referral_accepted"), ("fd-1", "referral_accepted"),
-                          ("co-3", "new_client"), ("co-4", "new_client")])
+    assert got == sorted([(co1, "alliance_dropped"), (sup1, "referral_recommended"),
+                          (co2, "referral_accepted"), (co1, "referral_accepted"), (fd1, "referral_accepted"),
+                          (co3, "new_client"), (co4, "new_client")])
     alert = Notification.objects.get(org_id=org, kind="alliance_dropped")
     assert alert.link.endswith("/clients/cl-1") and (alert.rule, alert.dimension) == ("below_cutoff", "task")
 

@@ -130,6 +130,10 @@ class BatchHandler:
 
     handle: Callable[[list[Event], Callable[[list[tuple[str, str, bytes]]], None]], None]
 
+    def __call__(self, event: Event, publish: Callable[[str, str, bytes], None]) -> None:
+        """One event on its own, as a plain Handler takes it: the loop's path after a failed batch."""
+        self.handle([event], lambda messages: [publish(*message) for message in messages])
+
 
 @dataclass
 class ConsumerStats:
@@ -323,7 +327,7 @@ class ConsumerLoop:
         while True:
             try:
                 if isinstance(handler, BatchHandler):
-                    handler.handle([event], self.producer.send_all)  # idempotent by itself
+                    handler(event, self.producer.send)  # idempotent by itself: no processed-event record
                     self.stats.processed += 1
                     return "processed"
                 if ProcessedEvent.seen(self.group, event.event_id):

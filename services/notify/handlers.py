@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
+from typing import Callable
 
 from pymongo.errors import DuplicateKeyError
 
 from services.common.config import Settings
 from services.common.events import CrossTenantEvent, Event, Topic
+from services.common.kafka import BatchHandler
 from services.common.mongo import utcnow
-from services.common.outbox import Publish
+from services.common.outbox import Publish, PublishAll, insert_all_once
 
 from . import domain
 from .config import notify_settings
 from .models import StaffMember
-from .notifications import clinic_staff, create_notifications
+from .notifications import clinic_staff, create_notifications, notifications_for, preferences_of
 
 
 @cache
@@ -26,16 +28,21 @@ def _intake_url() -> str:
     return Settings.load("notify").intake_url
 
 
-def _same_organisation(event: Event, *staff_ids: str | None) -> None:
+def _known_only_elsewhere(org_id: str, staff_id: str) -> bool:
+    # The own-organisation lookup first: it is by key, while looking elsewhere is a scan of the read model
+    # on FerretDB, needed only for an id this organisation does not know.
+    if StaffMember.objects(id=StaffMember.key(org_id, staff_id)).only("id").first():
+        return False
+    return StaffMember.objects(staff_id=staff_id, org_id__ne=org_id).only("id").first() is not None
+
+
+def _same_organisation(event: Event, *staff_ids: str | None,
+                       known_only_elsewhere: Callable[[str, str], bool] = _known_only_elsewhere) -> None:
     """An event may only address staff of its own organisation. Staff ids are unique across organisations,
     so an id the read model knows in another organisation and not in this one is refused (CrossTenantEvent)
     rather than given a notification, or a record, under the event's organisation."""
     for staff_id in set(filter(None, staff_ids)):
-        # The own-organisation lookup first: it is by key, while looking elsewhere is a scan of the read model
-        # on FerretDB, needed only for an id this organisation does not know.
-        if StaffMember.objects(id=StaffMember.key(event.org_id, staff_id)).only("id").first():
-            continue
-        if StaffMember.objects(staff_id=staff_id, org_id__ne=event.org_id).only("id").first():
+        if known_only_elsewhere(event.org_id, staff_id):
             raise CrossTenantEvent(f"{event.type}: a staff member of another organisation")
 
 
@@ -52,8 +59,22 @@ def _new_client_key(event: Event) -> str:
     return f"{event.correlation_id}.new_client"
 
 
-def handle_alliance_dropped(event: Event, publish: Publish) -> None:
-    _notify(event, domain.route_alliance_dropped(event.payload))
+def handle_alliance_dropped_batch(events: list[Event], publish_all: PublishAll) -> None:
+    """Alerts come in bursts (a clinic's evening of feedback, a replay): a poll's alerts are checked and
+    stored together, with one insert for all their notifications, and each recipient's organisation and
+    settings looked up once. Idempotent by itself - a notification's id derives from its event and
+    recipient - so the loop keeps no processed-event record for it."""
+    known_only_elsewhere, preferences = cache(_known_only_elsewhere), cache(preferences_of)
+    now, intake_url, config = utcnow(), _intake_url(), notify_settings()
+    notifications = []
+    for event in events:
+        drafts = domain.route_alliance_dropped(event.payload)
+        for draft in drafts:
+            _same_organisation(event, draft.recipient_id, draft.counselor_id,
+                               known_only_elsewhere=known_only_elsewhere)
+        notifications += notifications_for(event.event_id, event.org_id, event.clinic_id, drafts, now=now,
+                                           intake_url=intake_url, config=config, preferences=preferences)
+    insert_all_once(notifications)
 
 
 def handle_referral_recommended(event: Event, publish: Publish) -> None:
@@ -107,7 +128,7 @@ def _upsert_staff(org_id: str, staff_id: str, as_of: datetime, default_role: str
 
 
 EVENT_HANDLERS = {
-    Topic.ALLIANCE_DROPPED.value: handle_alliance_dropped,
+    Topic.ALLIANCE_DROPPED.value: BatchHandler(handle_alliance_dropped_batch),
     Topic.REFERRAL_RECOMMENDED.value: handle_referral_recommended,
     Topic.REFERRAL_DECIDED.value: handle_referral_decided,
     Topic.INTAKE_SUBMITTED.value: handle_intake_submitted,

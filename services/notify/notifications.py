@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
-from services.common.outbox import insert_once
+from services.common.outbox import insert_all_once
 
 from . import domain
 from .config import NotifySettings
@@ -26,19 +26,30 @@ def clinic_staff(org_id: str, clinic_id: str) -> list[domain.Staff]:
 def create_notifications(source_event_id: str, org_id: str, clinic_id: str, drafts: Iterable[domain.Draft], *,
                          now: datetime, intake_url: str, config: NotifySettings,
                          escalation_of: str | None = None, key: str | None = None) -> list[Notification]:
-    """One notification per draft, with its external deliveries planned from the recipient's preferences.
+    """Store `notifications_for` the drafts in one round trip; each comes back as stored.
 
     The id derives from (source event, recipient) - or (`key`, recipient) when several events announce
     the same thing - so a redelivered event or a retried escalation finds the notification it created
     before instead of making a second one.
     """
+    return insert_all_once(notifications_for(source_event_id, org_id, clinic_id, drafts, now=now,
+                                             intake_url=intake_url, config=config, escalation_of=escalation_of,
+                                             key=key))
+
+
+def notifications_for(source_event_id: str, org_id: str, clinic_id: str, drafts: Iterable[domain.Draft], *,
+                      now: datetime, intake_url: str, config: NotifySettings, escalation_of: str | None = None,
+                      key: str | None = None,
+                      preferences: Callable[[str, str], domain.Preferences] = preferences_of) -> list[Notification]:
+    """One notification per draft, not stored yet, with its external deliveries planned from the
+    recipient's `preferences`."""
     created = []
     for draft in drafts:
-        prefs = preferences_of(org_id, draft.recipient_id)
+        prefs = preferences(org_id, draft.recipient_id)
         plans = domain.plan_deliveries(draft.kind, draft.severity, now, prefs, config.digest_hour)
         deliveries = {p.channel: {"status": domain.PENDING, "due_at": p.due_at, "attempts": 0,
                                   "last_error": None, "digest": p.digest} for p in plans}
-        created.append(insert_once(Notification(
+        created.append(Notification(
             id=domain.notification_id(key or source_event_id, draft.recipient_id), org_id=org_id,
             clinic_id=clinic_id, recipient_id=draft.recipient_id, kind=draft.kind, severity=draft.severity,
             client_id=draft.client_id, counselor_id=draft.counselor_id, source_event_id=source_event_id,
@@ -47,7 +58,7 @@ def create_notifications(source_event_id: str, org_id: str, clinic_id: str, draf
             created_at=now, deliveries=deliveries, escalation_of=escalation_of,
             next_delivery_at=min((p.due_at for p in plans), default=None),
             escalate_at=domain.escalate_at(draft.kind, draft.severity, now,
-                                           timedelta(seconds=config.escalate_after_s)))))
+                                           timedelta(seconds=config.escalate_after_s))))
     return created
 
 

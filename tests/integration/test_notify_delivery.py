@@ -8,8 +8,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.common import mongo
-from services.common.events import Topic, decode_event, encode_event, make_event, new_id
-from services.notify import domain
+from services.common.events import CrossTenantEvent, Topic, decode_event, encode_event, make_event, new_id
+from services.notify import domain, handlers
 from services.notify.config import NotifySettings
 from services.notify.delivery import Dispatcher
 from services.notify.handlers import EVENT_HANDLERS
@@ -127,6 +127,27 @@ def test_a_redelivered_event_finds_its_notification_instead_of_making_another(no
     handle(alert)
     handle(alert)  # as after a crash before the processed-event record: the handler runs again
     assert Notification.objects(org_id=org).count() == 1
+
+
+def test_a_poll_of_alerts_is_stored_together_once_and_refused_whole_for_another_organisations_staff(
+        notify_settings, unique):
+    org, elsewhere = f"o{unique}", f"x{unique}"
+    handle(staff(elsewhere, f"co-x-{unique}", "counselor"))
+    first, second = dropped(org, "cl-1", "co-1"), dropped(org, "cl-2", "co-1", severity="low")
+    received = [decode_event(encode_event(e)) for e in (first, second, first)]  # one delivered twice
+
+    handlers.handle_alliance_dropped_batch(received, lambda messages: None)
+    handlers.handle_alliance_dropped_batch(received[:1], lambda messages: None)  # and again on its own
+
+    stored = Notification.objects(org_id=org)
+    assert sorted((n.client_id, n.severity) for n in stored) == [("cl-1", "high"), ("cl-2", "low")]
+    assert {n.id for n in stored} == {domain.notification_id(e.event_id, "co-1") for e in (first, second)}
+    # The loop hands a batch that fails back one event at a time; the batch itself stores nothing.
+    foreign = dropped(org, "cl-3", f"co-x-{unique}")
+    with pytest.raises(CrossTenantEvent):
+        handlers.handle_alliance_dropped_batch([decode_event(encode_event(dropped(org, "cl-4", "co-1"))),
+                                                decode_event(encode_event(foreign))], lambda messages: None)
+    assert Notification.objects(org_id=org).count() == 2
 
 
 def test_a_registration_announced_by_two_events_is_one_new_client_notice(notify_settings, unique):

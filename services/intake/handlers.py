@@ -27,6 +27,7 @@ from .models import (Assignment, Client, Clinic, CounselorProfile, ExitInterview
 PRODUCER = "intake"
 # What of a client's preferences travels in intake.submitted; days and times stay here.
 EVENT_PREFERENCES = ("language", "modality", "counselor_gender")
+NEXT_SESSION_ATTEMPTS = 5  # tries at a client's next session number while concurrent recordings take it first
 
 
 def _now() -> datetime:
@@ -289,16 +290,21 @@ def record_session(cmd: RecordSession, publish: Publish) -> Session:
     if counselor_id != client.counselor_id:
         domain.check_assignment(client.org_id, client.clinic_id,
                                 _counselor_facts(Staff.objects(id=counselor_id).first()))
-    numbers = [s.number for s in Session.objects(client_id=client.id).only("number")]
-    number = cmd.number or domain.next_session_number(numbers)
-    session = Session(id=new_id(), org_id=client.org_id, clinic_id=client.clinic_id, client_id=client.id,
-                      counselor_id=counselor_id, number=number, held_on=cmd.held_on,
-                      recorded_by=cmd.actor.staff_id)
-    try:
-        session.save(force_insert=True)
-    except (me.NotUniqueError, DuplicateKeyError):
-        raise domain.Refused("number", f"Session {number} of this client is recorded already.") from None
-    return session
+    # Without a number the session is the client's next one: a concurrent recording that took that number
+    # first moves this one to the number after it, as if the two had come one after the other.
+    for _ in range(NEXT_SESSION_ATTEMPTS):
+        numbers = [s.number for s in Session.objects(client_id=client.id).only("number")]
+        number = cmd.number or domain.next_session_number(numbers)
+        session = Session(id=new_id(), org_id=client.org_id, clinic_id=client.clinic_id, client_id=client.id,
+                          counselor_id=counselor_id, number=number, held_on=cmd.held_on,
+                          recorded_by=cmd.actor.staff_id)
+        try:
+            session.save(force_insert=True)
+            return session
+        except (me.NotUniqueError, DuplicateKeyError):
+            if cmd.number:
+                break
+    raise domain.Refused("number", f"Session {number} of this client is recorded already.")
 
 
 # --- feedback and exit interviews ---

@@ -131,7 +131,8 @@ class BatchHandler:
     handle: Callable[[list[Event], Callable[[list[tuple[str, str, bytes]]], None]], None]
 
     def __call__(self, event: Event, publish: Callable[[str, str, bytes], None]) -> None:
-        """One event on its own, as a plain Handler takes it: the loop's path after a failed batch."""
+        """One event on its own, as a plain Handler takes it, so that a service's table of handlers can be
+        called alike for every topic. The loop itself uses `handle` with one wait for all that it publishes."""
         self.handle([event], lambda messages: [publish(*message) for message in messages])
 
 
@@ -327,7 +328,8 @@ class ConsumerLoop:
         while True:
             try:
                 if isinstance(handler, BatchHandler):
-                    handler(event, self.producer.send)  # idempotent by itself: no processed-event record
+                    # Idempotent by itself: no processed-event record. One wait for what the event derives.
+                    handler.handle([event], self.producer.send_all)
                     self.stats.processed += 1
                     return "processed"
                 if ProcessedEvent.seen(self.group, event.event_id):

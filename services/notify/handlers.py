@@ -19,8 +19,8 @@ from services.common.outbox import Publish, PublishAll, insert_all_once
 
 from . import domain
 from .config import notify_settings
-from .models import StaffMember
-from .notifications import clinic_staff, create_notifications, notifications_for, preferences_of
+from .models import Notification, StaffMember
+from .notifications import clinic_staff, notifications_for, preferences_of
 
 
 @cache
@@ -46,11 +46,18 @@ def _same_organisation(event: Event, *staff_ids: str | None,
             raise CrossTenantEvent(f"{event.type}: a staff member of another organisation")
 
 
-def _notify(event: Event, drafts: list[domain.Draft], key: str | None = None) -> None:
+def _notifications(event: Event, drafts: list[domain.Draft], key: str | None = None, *,
+                   known_only_elsewhere: Callable[[str, str], bool] = _known_only_elsewhere,
+                   preferences: Callable[[str, str], domain.Preferences] = preferences_of) -> list[Notification]:
+    """The event's notifications, not stored yet, once every staff member it names is of its organisation."""
     for draft in drafts:
-        _same_organisation(event, draft.recipient_id, draft.counselor_id)
-    create_notifications(event.event_id, event.org_id, event.clinic_id, drafts, now=utcnow(),
-                         intake_url=_intake_url(), config=notify_settings(), key=key)
+        _same_organisation(event, draft.recipient_id, draft.counselor_id, known_only_elsewhere=known_only_elsewhere)
+    return notifications_for(event.event_id, event.org_id, event.clinic_id, drafts, now=utcnow(),
+                             intake_url=_intake_url(), config=notify_settings(), key=key, preferences=preferences)
+
+
+def _notify(event: Event, drafts: list[domain.Draft], key: str | None = None) -> None:
+    insert_all_once(_notifications(event, drafts, key))
 
 
 def _new_client_key(event: Event) -> str:
@@ -65,16 +72,10 @@ def handle_alliance_dropped_batch(events: list[Event], publish_all: PublishAll) 
     settings looked up once. Idempotent by itself - a notification's id derives from its event and
     recipient - so the loop keeps no processed-event record for it."""
     known_only_elsewhere, preferences = cache(_known_only_elsewhere), cache(preferences_of)
-    now, intake_url, config = utcnow(), _intake_url(), notify_settings()
-    notifications = []
-    for event in events:
-        drafts = domain.route_alliance_dropped(event.payload)
-        for draft in drafts:
-            _same_organisation(event, draft.recipient_id, draft.counselor_id,
-                               known_only_elsewhere=known_only_elsewhere)
-        notifications += notifications_for(event.event_id, event.org_id, event.clinic_id, drafts, now=now,
-                                           intake_url=intake_url, config=config, preferences=preferences)
-    insert_all_once(notifications)
+    insert_all_once([notification for event in events
+                     for notification in _notifications(event, domain.route_alliance_dropped(event.payload),
+                                                        known_only_elsewhere=known_only_elsewhere,
+                                                        preferences=preferences)])
 
 
 def handle_referral_recommended(event: Event, publish: Publish) -> None:

@@ -1,15 +1,13 @@
 """Intake's API over the real database and broker: sign-in, scoping, validation, events without PHI."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from services.common.auth import Identity, issue_token
 from services.common.events import Topic
 from services.intake.models import Client, Staff
 from services.intake.seed import seed_organisation
+from tests.support.concurrency import at_once
 from tests.support.kafka_reader import events_on
 
 PASSWORD = "correct horse battery"
@@ -244,17 +242,12 @@ def test_sessions_are_numbered_and_not_recorded_twice(org):
 
 def test_next_sessions_recorded_at_once_each_get_a_number_of_their_own(org):
     # Two desks (or a double submit) recording a client's next session at the same moment.
-    def record(client_id, barrier):
-        barrier.wait()
-        return org.app.test_client().post(f"/api/clients/{client_id}/sessions", json={"held_on": "2026-02-02"},
-                                          headers=org.desk_north)
-
-    with ThreadPoolExecutor(4) as pool:
-        for _ in range(3):
-            client_id, barrier = register(org, counselor_id=org.counselor_north).json["id"], threading.Barrier(4)
-            answers = list(pool.map(lambda _: record(client_id, barrier), range(4)))
-            assert [a.status_code for a in answers] == [201] * 4, [a.json for a in answers]
-            assert sorted(a.json["number"] for a in answers) == [1, 2, 3, 4]
+    for _ in range(3):
+        client_id = register(org, counselor_id=org.counselor_north).json["id"]
+        answers = at_once(lambda: org.app.test_client().post(
+            f"/api/clients/{client_id}/sessions", json={"held_on": "2026-02-02"}, headers=org.desk_north), 4)
+        assert [a.status_code for a in answers] == [201] * 4, [a.json for a in answers]
+        assert sorted(a.json["number"] for a in answers) == [1, 2, 3, 4]
 
 
 def test_staff_entered_feedback_is_validated_against_the_clinics_instrument(org, components):

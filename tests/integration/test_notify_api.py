@@ -2,9 +2,6 @@
 and role, acknowledgement, preferences with the webhook secret, and the supervision view."""
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from services.common.auth import Identity, issue_token
@@ -14,6 +11,7 @@ from services.notify.config import NotifySettings
 from services.notify.delivery import Dispatcher
 from services.notify.handlers import EVENT_HANDLERS
 from services.notify.models import Notification, RecipientPreferences
+from tests.support.concurrency import at_once
 
 CLINIC = "clinic-a"
 
@@ -126,16 +124,10 @@ def test_first_settings_saved_twice_at_once_are_both_answered(notify, org):
     # Two tabs (or a double submit) saving someone's first settings: both find nothing stored and insert.
     body = {"email": "co-3@clinic.example", "channels": {"new_client": ["email"]}, "timezone": "UTC"}
 
-    def save(staff_id, barrier):
-        barrier.wait()
-        return notify.test_client().put("/api/preferences", json=body,
-                                        headers=auth(notify, org, staff_id, "counselor")).status_code
-
-    with ThreadPoolExecutor(4) as pool:
-        for round_ in range(5):
-            barrier = threading.Barrier(4)
-            codes = list(pool.map(lambda _: save(f"co-race-{round_}", barrier), range(4)))
-            assert codes == [200] * 4, codes
+    for round_ in range(5):
+        headers = auth(notify, org, f"co-race-{round_}", "counselor")
+        answers = at_once(lambda: notify.test_client().put("/api/preferences", json=body, headers=headers), 4)
+        assert [a.status_code for a in answers] == [200] * 4, [a.get_json() for a in answers]
     assert RecipientPreferences.objects(org_id=org, staff_id="co-race-0").count() == 1
 
 

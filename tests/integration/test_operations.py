@@ -12,7 +12,7 @@ from services.common.config import Settings
 from services.common.kafka import ConsumerLoop, EventProducer, ensure_topics
 from services.common.worker import Worker
 from tests.support.components import free_port, start_components
-from tests.support.kafka_reader import read_topic, send_raw, wait_for
+from tests.support.kafka_reader import publish_all, read_topic, send_raw, wait_for
 
 TOPIC = Topic.ALLIANCE_SCORED.value
 
@@ -92,10 +92,7 @@ def test_a_consumer_halts_itself_when_most_messages_are_dead_lettered(settings_f
 
 def test_events_refused_for_crossing_tenants_are_dead_lettered_without_halting_the_consumer(
         settings_for, run_loop, unique):
-    producer = EventProducer(settings_for("tests"))
-    for n in range(1, 41):
-        producer.publish(scored(unique, f"c-{unique}", n), key=f"c-{unique}")
-    producer.close()
+    publish_all(settings_for("tests"), [scored(unique, f"c-{unique}", n) for n in range(1, 41)])
 
     def refuse_mine(event, publish):
         if event.org_id == unique:

@@ -29,6 +29,7 @@ class Topic(StrEnum):
     REFERRAL_DECIDED = "referral.decided"
     CLIENT_ASSIGNED = "client.assigned"
     STAFF_UPDATED = "staff.updated"
+    ALERT_ACKNOWLEDGED = "alert.acknowledged"
 
 
 def dlq_topic(topic: str) -> str:
@@ -54,6 +55,11 @@ MODALITIES = ("in_person", "telehealth")
 URGENCIES = ("routine", "soon", "urgent")
 SUBSCALES = ("goal", "task", "bond")
 SEVERITIES = ("low", "medium", "high")
+# change: the alliance fell against the client's own history; level: it stayed below the instrument's
+# cutoff; exit_interview: the client's exit interview showed a poor fit.
+ALERT_KINDS = ("change", "level", "exit_interview")
+# What a counselor did after an alert (the wording is in services/common/repair.py).
+REPAIR_ACTIONS = ("discussed_alliance", "reagreed_goals", "changed_approach", "referred", "other")
 
 
 def Id(**kwargs: Any) -> fields.String:
@@ -146,24 +152,45 @@ class AllianceScoredV1(PayloadSchema):
     previous_total = fields.Float(allow_none=True, load_default=None)
 
 
-class AllianceDroppedV1(PayloadSchema):
+class _AlertPayload(PayloadSchema):
     alert_id = Id(required=True)
     source_event_id = Id(required=True)
     client_id = Id(required=True)
     counselor_id = Id(required=True)
     session_number = fields.Integer(required=True, validate=validate.Range(min=1))
     instrument_id = Id(required=True)
-    rule = Id(required=True)
     dimension = Code(SUBSCALES, load_default=None, allow_none=True)
     severity = Code(SEVERITIES, required=True)
     total = fields.Float(required=True)
     threshold = fields.Float(required=True)
     subscales = fields.Nested(SubscaleScoresSchema, load_default=dict)
-    # The baseline and previous total the rule compared with (see AllianceScoredV1).
+    # The baseline and previous total the rules compared with (see AllianceScoredV1).
     baseline_mean = fields.Float(allow_none=True, load_default=None)
     baseline_sd = fields.Float(allow_none=True, load_default=None)
     baseline_sessions = fields.Integer(validate=validate.Range(min=0), load_default=0)
     previous_total = fields.Float(allow_none=True, load_default=None)
+
+
+class AllianceDroppedV1(_AlertPayload):
+    """One event per rule that fired (read as version 2 by the consumers)."""
+
+    rule = Id(required=True)
+
+
+class AllianceDroppedV2(_AlertPayload):
+    """One alert per session: every rule that fired on it."""
+
+    kind = Code(ALERT_KINDS, required=True)
+    rules = fields.List(Id(), required=True, validate=validate.Length(min=1))
+    # How far below the client's baseline, in their SDs; None for level and exit-interview alerts.
+    fall_sd = fields.Float(allow_none=True, load_default=None)
+
+
+def _alliance_dropped_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    rule = payload.pop("rule")
+    kind = "exit_interview" if rule == "exit_interview_low_fit" else (
+        "level" if rule == "below_cutoff" else "change")
+    return {**payload, "rules": [rule], "kind": kind, "fall_sd": None}
 
 
 class CandidateSchema(PayloadSchema):
@@ -207,6 +234,16 @@ class ClientAssignedV1(PayloadSchema):
     concerns = fields.List(Code(CONCERNS), load_default=list)
 
 
+class AlertAcknowledgedV1(PayloadSchema):
+    """A counselor acknowledged an alliance alert and said what they did about it (a code)."""
+
+    alert_id = Id(required=True)
+    client_id = Id(required=True)
+    counselor_id = Id(required=True)
+    acknowledged_by = Id(required=True)
+    action = Code(REPAIR_ACTIONS, load_default=None, allow_none=True)
+
+
 class StaffUpdatedV1(PayloadSchema):
     """Who works where and in which role: the recipient and authority model of notify and referral."""
 
@@ -225,12 +262,16 @@ PAYLOAD_SCHEMAS: dict[tuple[str, int], type[PayloadSchema]] = {
     (Topic.COUNSELOR_UPDATED.value, 1): CounselorUpdatedV1,
     (Topic.ALLIANCE_SCORED.value, 1): AllianceScoredV1,
     (Topic.ALLIANCE_DROPPED.value, 1): AllianceDroppedV1,
+    (Topic.ALLIANCE_DROPPED.value, 2): AllianceDroppedV2,
     (Topic.REFERRAL_RECOMMENDED.value, 1): ReferralRecommendedV1,
     (Topic.REFERRAL_DECIDED.value, 1): ReferralDecidedV1,
     (Topic.CLIENT_ASSIGNED.value, 1): ClientAssignedV1,
     (Topic.STAFF_UPDATED.value, 1): StaffUpdatedV1,
+    (Topic.ALERT_ACKNOWLEDGED.value, 1): AlertAcknowledgedV1,
 }
-CURRENT_VERSION = {type_: version for (type_, version) in PAYLOAD_SCHEMAS}
+CURRENT_VERSION = {type_: max(v for t, v in PAYLOAD_SCHEMAS if t == type_) for (type_, _) in PAYLOAD_SCHEMAS}
+# Older versions still on the topics are read as the current one: (type, old version) -> payload upcaster.
+UPCASTERS = {(Topic.ALLIANCE_DROPPED.value, 1): _alliance_dropped_v1_to_v2}
 
 
 class EnvelopeSchema(Schema):
@@ -285,6 +326,12 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def derived_id(namespace: uuid.UUID, *parts: Any) -> str:
+    """A stable id for something derived from the given parts (uuid5 in a service's namespace): the same
+    on every redelivery or replay, so a consumer finds what it made the first time."""
+    return uuid.uuid5(namespace, "|".join(str(p) for p in parts)).hex
+
+
 # The correlation id of the work in progress: set per HTTP request (its request id) and per consumed event
 # (the event's correlation id), so every event made while handling it carries it on, to the notification.
 current_correlation_id: ContextVar[str | None] = ContextVar("rapport_correlation_id", default=None)
@@ -333,6 +380,10 @@ def decode_event(raw: bytes | None) -> Event:
             envelope["payload"] = schema().load(envelope["payload"])
         except ValidationError as exc:
             raise ValidationError({"payload": exc.messages}) from None
+        upcast = UPCASTERS.get((envelope["type"], envelope["version"]))
+        if upcast is not None:
+            envelope["payload"] = upcast(dict(envelope["payload"]))
+            envelope["version"] = CURRENT_VERSION[envelope["type"]]
     except ValidationError as exc:
         raise InvalidEvent(f"invalid fields: {sorted(_field_paths(exc.messages))}") from None
     return Event(**envelope)

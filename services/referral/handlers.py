@@ -9,7 +9,7 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from services.common.events import Event, InvalidEvent, Topic, decode_event, make_event
+from services.common.events import Event, InvalidEvent, Topic, decode_event, derived_id, make_event
 from services.common.mongo import utcnow
 from services.common.outbox import Publish, insert_once, outbox_entry, publish_or_defer, publish_pending
 
@@ -30,7 +30,7 @@ class ReferralNotFound(LookupError):
 
 
 def referral_id_for(trigger_event_id: str) -> str:
-    return uuid.uuid5(REFERRAL_NAMESPACE, trigger_event_id).hex
+    return derived_id(REFERRAL_NAMESPACE, trigger_event_id)
 
 
 # --- read model -------------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def handle_exit_interview_submitted(event: Event, publish: Publish) -> None:
 
 def handle_alliance_dropped(event: Event, publish: Publish) -> None:
     p = event.payload
-    if not domain.asks_for_review(p["rule"], matching_config()):
+    if not domain.asks_for_review(p["rules"], matching_config()):
         return
     client = _known_client_or_park(event)
     if client is None:

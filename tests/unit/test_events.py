@@ -6,6 +6,7 @@ from marshmallow import ValidationError, fields
 
 from services.common import events
 from services.common.events import InvalidEvent, Topic, decode_event, encode_event, make_event
+from services.common.repair import ACTION_LABELS
 
 INTAKE = {"intake_id": "i1", "client_id": "c1", "concerns": ["anxiety"]}
 
@@ -94,3 +95,42 @@ def test_event_payloads_carry_no_phi_fields(key):
 def test_ids_cannot_carry_free_text():
     with pytest.raises(ValidationError):
         intake_event(client_id="Jane Doe")
+
+
+ALERT = {"alert_id": "a1", "source_event_id": "e1", "client_id": "c1", "counselor_id": "t1", "session_number": 5,
+         "instrument_id": "session-rating-4", "severity": "high", "total": 20, "threshold": 30.5,
+         "dimension": "task"}
+
+
+def test_an_alert_is_one_event_listing_its_rules():
+    event = make_event(Topic.ALLIANCE_DROPPED, {**ALERT, "kind": "change", "rules": ["rupture", "persistently_low"],
+                                                "fall_sd": 3.2}, org_id="org1", clinic_id="k1", producer="scoring")
+    decoded = decode_event(encode_event(event))
+    assert decoded.version == 2 and decoded.payload["rules"] == ["rupture", "persistently_low"]
+    with pytest.raises(ValidationError) as error:
+        make_event(Topic.ALLIANCE_DROPPED, {**ALERT, "kind": "change", "rules": []}, org_id="org1", clinic_id="k1",
+                   producer="scoring")
+    assert "rules" in error.value.messages["payload"]
+
+
+@pytest.mark.parametrize("rule, kind", [("rupture", "change"), ("below_cutoff", "level"),
+                                        ("exit_interview_low_fit", "exit_interview")])
+def test_a_version_1_alert_still_on_the_topic_is_read_as_the_current_version(rule, kind):
+    raw = {"event_id": "x1", "type": "alliance.dropped", "version": 1, "occurred_at": "2026-11-02T10:00:00+00:00",
+           "org_id": "org1", "clinic_id": "k1", "correlation_id": "x1", "producer": "scoring",
+           "payload": {**ALERT, "rule": rule}}
+    decoded = decode_event(json.dumps(raw).encode())
+    assert decoded.version == 2
+    assert (decoded.payload["rules"], decoded.payload["kind"]) == ([rule], kind)
+    assert "rule" not in decoded.payload
+
+
+def test_an_acknowledgement_carries_a_code_for_what_was_done_never_words():
+    payload = {"alert_id": "a1", "client_id": "c1", "counselor_id": "t1", "acknowledged_by": "t1",
+               "action": "reagreed_goals"}
+    event = make_event(Topic.ALERT_ACKNOWLEDGED, payload, org_id="org1", clinic_id="k1", producer="notify")
+    assert decode_event(encode_event(event)).payload["action"] == "reagreed_goals"
+    with pytest.raises(ValidationError):
+        make_event(Topic.ALERT_ACKNOWLEDGED, {**payload, "action": "We talked about her mother"}, org_id="org1",
+                   clinic_id="k1", producer="notify")
+    assert set(ACTION_LABELS) == set(events.REPAIR_ACTIONS)

@@ -8,6 +8,9 @@
     rapport replay SERVICE --group G --db-prefix P [--publish]
                                             re-process SERVICE's topics from the start into a fresh
                                             group and database (e.g. re-scoring after a rule change)
+    rapport backtest [--instrument ID] [--settings FILE.json] < sessions.jsonl > alerts.jsonl
+                                            what the alert rules would have sent over answered sessions
+                                            (see services/scoring/README.md); needs no broker or database
 
 Connection settings come from the environment (RAPPORT_KAFKA_BOOTSTRAP, RAPPORT_MONGO_URI).
 """
@@ -45,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--db-prefix", required=True, help="database prefix for the replay's own database")
     replay.add_argument("--publish", action="store_true",
                         help="also publish what the handlers derive (default: keep it in the replay database)")
+    backtest = sub.add_parser("backtest", help="what the alert rules would have sent over answered sessions")
+    backtest.add_argument("--instrument", metavar="ID", help="score every line with this instrument")
+    backtest.add_argument("--settings", metavar="FILE.json", type=argparse.FileType(),
+                          help="alert settings as an admin sets them for a clinic: {\"budget\": ..., \"rules\": ...}")
     args = parser.parse_args(argv)
 
     if args.command == "ensure-topics":
@@ -75,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{report.records} records, last hash {report.last_hash}: "
               f"{'intact' if report.intact else report.problem}")
         return 0 if report.intact else 1
+    elif args.command == "backtest":
+        # The one command that is a service's own domain, not operations of the event log: imported here
+        # only, so the other commands load no scoring code.
+        from services.scoring.backtest_cli import backtest_command
+        return backtest_command(args.instrument, args.settings, sys.stdin, sys.stdout, sys.stderr)
     elif args.command == "replay":
         settings = Settings.load(args.service, {"db_prefix": args.db_prefix})
         counts = ops.replay(settings, args.group, publish=args.publish)

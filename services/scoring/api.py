@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from flask import Response, abort, url_for
-from flask_smorest import Blueprint
+from flask import Response, url_for
+from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError
 
 from services.common.instruments import instrument_definitions
 from services.common.mongo import utcnow
@@ -17,12 +18,14 @@ from services.common.schemas import QuerySetPage
 from services.common.web import guard, require_identity
 
 from . import views
-from .instruments import shipped_instruments
-from .models import Alert, ClinicAlertSettings, Dyad, SessionScore
-from .rules import rule_defaults
-from .schemas import (AlertDocumentSchema, AlertQuerySchema, AlertSettingsSchema, AlertSettingsUpdateSchema,
-                      ClinicSummarySchema, ScoreQuerySchema, SessionScoreSchema, SummaryQuerySchema,
-                      TrajectoryQuerySchema, TrajectorySchema)
+from .alerting import Budget
+from .calibration import Calibration
+from .models import Alert, ClinicAlertSettings, ClinicCalibration, SessionScore
+from .rules import alert_defaults, effective_settings, stored_overrides
+from .views import clinic_settings
+from .schemas import (AlertDocumentSchema, AlertPreviewSchema, AlertQuerySchema, AlertSettingsSchema,
+                      AlertSettingsUpdateSchema, ClinicSummarySchema, PreviewQuerySchema, ScoreQuerySchema,
+                      SessionScoreSchema, SummaryQuerySchema, TrajectoryQuerySchema, TrajectorySchema)
 
 STAFF = views.STAFF_ROLES
 SUPERVISING = ("supervisor", "admin")
@@ -79,9 +82,12 @@ def get_trajectory(query):
 def list_alerts(query):
     """Alerts, newest first; a counselor sees their own, supervisors and admins their clinics'."""
     identity = require_identity(*STAFF)
+    rule = query.pop("rule", None)
     where = views.narrowed(identity, **query)
     if where is None or ("clinic_id" in query and not identity.can_access_clinic(identity.org_id, query["clinic_id"])):
         return Alert.objects.none()
+    if rule is not None:
+        where["rules"] = rule  # an alert lists every rule that fired on its session
     return Alert.objects(**where).order_by("-raised_at", "session_number")
 
 
@@ -95,18 +101,9 @@ def get_alert(alert_id):
 
 def _clinic_or_404(clinic_id: str):
     identity = require_identity(*SUPERVISING)
-    if not identity.can_access_clinic(identity.org_id, clinic_id) or not _known_clinic(identity, clinic_id):
+    if not views.clinic_in_scope(identity, clinic_id):
         abort(404)
     return identity
-
-
-def _known_clinic(identity, clinic_id: str) -> bool:
-    """A clinic of the caller's organisation as far as scoring can tell: named in the token, or holding
-    scores or settings here. An admin may see every clinic of the organisation, but a clinic id of another
-    organisation (or of none) must answer 404 like anything else outside the caller's scope."""
-    where = {"org_id": identity.org_id, "clinic_id": clinic_id}
-    return clinic_id in identity.clinic_ids or any(
-        model.objects(**where).only("id").first() is not None for model in (Dyad, SessionScore, ClinicAlertSettings))
 
 
 @clinics.get("/<clinic_id>/summary")
@@ -122,10 +119,18 @@ def clinic_summary(query, clinic_id):
 
 def _alert_settings(org_id: str, clinic_id: str) -> dict:
     stored = ClinicAlertSettings.objects(id=ClinicAlertSettings.key(org_id, clinic_id)).first()
-    overrides = dict(stored.rules) if stored else {}
-    defaults = rule_defaults()
-    return {"org_id": org_id, "clinic_id": clinic_id, "overrides": overrides, "defaults": defaults.rules,
-            "effective": {i: defaults.effective(i, overrides) for i in shipped_instruments()},
+    overrides = stored_overrides({"budget": stored.budget, "rules": stored.rules}) if stored else {}
+    effective = clinic_settings(org_id, clinic_id)
+    budget = Budget.of(effective).false_alerts_per_counselor_month
+    calibrations = []
+    for doc in ClinicCalibration.objects(org_id=org_id, clinic_id=clinic_id).order_by("instrument_id"):
+        found = Calibration.from_dict(doc.calibration)
+        calibrations.append({
+            "instrument_id": doc.instrument_id, "source": found.source, "k": found.k_for(budget),
+            "pooled_sd": found.pooled_sd, "sessions_per_counselor_month": found.sessions_per_counselor_month,
+            "dyads": found.dyads, "sessions": found.sessions, "computed_at": doc.computed_at})
+    return {"org_id": org_id, "clinic_id": clinic_id, "overrides": overrides,
+            "defaults": alert_defaults().settings, "effective": effective, "calibrations": calibrations,
             "updated_by": stored.updated_by if stored else None, "updated_at": stored.updated_at if stored else None}
 
 
@@ -133,7 +138,8 @@ def _alert_settings(org_id: str, clinic_id: str) -> dict:
 @guard(*SUPERVISING)
 @clinics.response(200, AlertSettingsSchema)
 def get_alert_settings(clinic_id):
-    """The clinic's alert rules: defaults (alert_rules.yaml), its overrides, and what applies per instrument."""
+    """The clinic's alert budget and rules: defaults (alert_rules.yaml), its overrides, what applies, and
+    per instrument the threshold the budget gives."""
     identity = _clinic_or_404(clinic_id)
     return _alert_settings(identity.org_id, clinic_id)
 
@@ -143,14 +149,34 @@ def get_alert_settings(clinic_id):
 @clinics.arguments(AlertSettingsUpdateSchema)
 @clinics.response(200, AlertSettingsSchema)
 def put_alert_settings(data, clinic_id):
-    """Replace the clinic's overrides (admins only); `{"rules": {}}` returns the clinic to the defaults.
-    Applies to sessions scored from now on."""
+    """Replace the clinic's overrides (admins only); `{}` returns the clinic to the defaults. Applies to
+    sessions scored from now on. Preview first: POST .../alert-settings/preview."""
     identity = require_identity("admin")
     _clinic_or_404(clinic_id)
+    _checked(data)
     ClinicAlertSettings.objects(id=ClinicAlertSettings.key(identity.org_id, clinic_id)).update_one(
-        upsert=True, set__org_id=identity.org_id, set__clinic_id=clinic_id, set__rules=data["rules"],
-        set__updated_by=identity.staff_id, set__updated_at=utcnow())
+        upsert=True, set__org_id=identity.org_id, set__clinic_id=clinic_id, set__budget=data.get("budget") or {},
+        set__rules=data.get("rules") or {}, set__updated_by=identity.staff_id, set__updated_at=utcnow())
     return _alert_settings(identity.org_id, clinic_id)
+
+
+@clinics.post("/<clinic_id>/alert-settings/preview")
+@guard(*SUPERVISING)
+@clinics.arguments(AlertSettingsUpdateSchema)
+@clinics.arguments(PreviewQuerySchema, location="query")
+@clinics.response(200, AlertPreviewSchema)
+def preview_alert_settings(data, query, clinic_id):
+    """What the clinic's counselors would have received over its last months with these overrides, next to
+    what the settings in force give: the back-test over the clinic's stored sessions. Saves nothing."""
+    identity = _clinic_or_404(clinic_id)
+    return views.alert_preview(identity, clinic_id, _checked(data), query["months"])
+
+
+def _checked(data: dict) -> dict:
+    try:
+        return effective_settings(data)
+    except ValidationError as exc:
+        abort(422, errors={"json": exc.messages})
 
 
 @fhir.get("/<client_id>/questionnaire-responses")

@@ -21,7 +21,7 @@ def describe(trajectory: Mapping[str, Any]) -> str:
     parts = [f"{len(points)} sessions; totals by session {totals}."]
     if trajectory.get("cutoff_total") is not None:
         below = [str(p["session_number"]) for p in points if p["total"] < trajectory["cutoff_total"]]
-        parts.append(f"Cutoff {trajectory['cutoff_total']:g}; below it at session(s) {', '.join(below)}."
+        parts.append(f"Cutoff {trajectory['cutoff_total']:g}; flagged below it at session(s) {', '.join(below)}."
                      if below else f"Cutoff {trajectory['cutoff_total']:g}; never below it.")
     alerted = [f"session {p['session_number']}: {', '.join(r.replace('_', ' ') for r in p['alerts'])}"
                for p in points if p["alerts"]]
@@ -86,6 +86,11 @@ def render_trajectory(trajectory: Mapping[str, Any]) -> str:
     for p in points:
         px, py = x(p["session_number"]), y(p["total"])
         out.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{COLOURS["total"]}"/>')
+        if p.get("below_cutoff"):
+            # The level flag: a ring, not an alert - something to talk about in the session.
+            out.append(f'<g class="flag-marker"><title>Session {p["session_number"]}: below the cutoff</title>'
+                       f'<circle cx="{px:.1f}" cy="{py:.1f}" r="7" fill="none" stroke="{COLOURS["cutoff"]}" '
+                       f'stroke-width="2"/></g>')
         if p["alerts"]:
             label = f"Session {p['session_number']}: " + ", ".join(r.replace("_", " ") for r in p["alerts"])
             out.append(f'<g class="alert-marker"><title>{escape(label)}</title>'
@@ -99,6 +104,9 @@ def render_trajectory(trajectory: Mapping[str, Any]) -> str:
         out.append(f'<text x="{lx + 27}" y="20">{label}</text>')
     out.append(f'<path d="M{LEFT + 4 * 90 + 11},10 l-7,12 h14 z" fill="{COLOURS["cutoff"]}"/>'
                f'<text x="{LEFT + 4 * 90 + 27}" y="20">Alert</text>')
+    if cutoff is not None:
+        out.append(f'<circle cx="{LEFT + 4 * 90 + 81}" cy="16" r="6" fill="none" stroke="{COLOURS["cutoff"]}" '
+                   f'stroke-width="2"/><text x="{LEFT + 4 * 90 + 92}" y="20">Below cutoff</text>')
     out.append("</svg>")
     return "\n".join(out)
 

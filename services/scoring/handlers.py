@@ -1,43 +1,42 @@
 """Scoring's event handlers: plain functions, listed in EVENT_HANDLERS at the bottom.
 
 Everything derived from an event has an id derived from it (scores: the event id; alerts: client, counselor,
-session and rule; published events: the score or alert id), so a redelivery, or a replay of the topic into
+session and source; published events: the score or alert id), so a redelivery, or a replay of the topic into
 a fresh database, produces the same documents and the same events, never new ones.
 """
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Iterable
+from typing import Iterable
 
 from pymongo import UpdateOne
 
-from services.common.events import Event, InvalidEvent, Topic, make_event
+from services.common.events import CrossTenantEvent, Event, InvalidEvent, Topic, derived_id, make_event
 from services.common.kafka import BatchHandler
 from services.common.mongo import update_each
 from services.common.outbox import (Publish, PublishAll, insert_all_once, insert_once, outbox_entry,
                                     publish_pending, publish_pending_all)
 
-from . import domain
+from . import alerting, domain
+from .calibrations import calibration_for
 from .instruments import shipped_instruments
-from .models import Alert, AlertRecord, ClinicAlertSettings, Dyad, ExitInterviewScore, SessionScore
-from .rules import rule_defaults
+from .models import Alert, AlertRecord, Dyad, ExitInterviewScore, OutcomeRecord, SessionScore
+from .rules import effective_settings
+from .views import clinic_settings
 
 log = logging.getLogger(__name__)
 PRODUCER = "scoring"
 EXIT_INTERVIEW_SOURCE = "exit-interview"  # instrument_id of alerts raised by an exit interview
+SESSION_SOURCE = "session"
 _ID_NAMESPACE = uuid.UUID("5b0c2f7e-6a53-4d0e-9d7a-2f1e0f3c8a41")
 
 
-def derived_id(*parts: Any) -> str:
-    """A stable id for something derived from the given parts (uuid5): the same on every redelivery."""
-    return uuid.uuid5(_ID_NAMESPACE, "|".join(str(p) for p in parts)).hex
-
-
-def alert_id(org_id: str, client_id: str, counselor_id: str, session_number: int, rule: str) -> str:
-    return derived_id("alert", org_id, client_id, counselor_id, session_number, rule)
+def alert_id(org_id: str, client_id: str, counselor_id: str, session_number: int, source: str) -> str:
+    """One alert per session of a dyad and source (the session's feedback, or its exit interview)."""
+    return derived_id(_ID_NAMESPACE, "alert", org_id, client_id, counselor_id, session_number, source)
 
 
 def handle_feedback_batch(events: list[Event], publish_all: PublishAll) -> None:
@@ -47,10 +46,14 @@ def handle_feedback_batch(events: list[Event], publish_all: PublishAll) -> None:
     each dyad is read once, alerts and scores are inserted in bulk, each dyad is updated once, conditional on
     the version it was read at, and every derived event goes out with one wait for the broker.
     """
-    overrides = cache(ClinicAlertSettings.overrides_for)  # each clinic's rule overrides, read once a batch
+    settings_of = cache(clinic_settings)  # each clinic's settings and calibration, read once a batch
+    scale_of = cache(lambda org, clinic, instrument: calibration_for(
+        org, clinic, instrument, settings_of(org, clinic)["rules"]).scale_for(
+        alerting.Budget.of(settings_of(org, clinic)).false_alerts_per_counselor_month))
     dyads: dict[str, _DyadProgress] = {}
     scores: list[SessionScore] = []
     assessed: list[tuple[Event, _Assessment]] = []
+    outcomes: list[OutcomeRecord] = []
     for event in events:
         p = event.payload
         dyad_id = Dyad.key(event.org_id, event.clinic_id, p["client_id"], p["counselor_id"])
@@ -64,16 +67,29 @@ def handle_feedback_batch(events: list[Event], publish_all: PublishAll) -> None:
             if stored.trajectory_after and stored.dyad_version == progress.version:
                 progress.advance(stored.id, stored.trajectory_after, stored.below_cutoff)
             scores.append(stored)
+            outcomes.extend(stored.outcomes)
             continue
-        assessment = _assess(event, progress, overrides(event.org_id, event.clinic_id))
+        instrument = _instrument(p["instrument_id"])
+        settings = settings_of(event.org_id, event.clinic_id)
+        assessment = _assess(event, instrument, progress, settings["rules"],
+                             scale_of(event.org_id, event.clinic_id, instrument))
         if assessment.trajectory_after is not None:
-            progress.advance(event.event_id, assessment.trajectory_after, assessment.below_cutoff)
+            progress.advance(event.event_id, assessment.trajectory_after, assessment.result.below_cutoff)
         assessed.append((event, assessment))
-    raised = _insert_alerts([alert for _, a in assessed for alert in a.alerts])
+        outcomes.extend(assessment.outcomes)
+    raised = _insert_alerts([a.alert for _, a in assessed if a.alert is not None])
     fresh = [_session_document(event, a, raised) for event, a in assessed]
     scores.extend(insert_all_once(fresh))
+    _record_outcomes(outcomes)
     _write_dyads(dyads.values())
     publish_pending_all(scores, publish_all)
+
+
+def _instrument(instrument_id: str) -> domain.Instrument:
+    instrument = shipped_instruments().get(instrument_id)
+    if instrument is None:
+        raise InvalidEvent(f"unknown instrument {instrument_id}")
+    return instrument
 
 
 @dataclass
@@ -101,7 +117,8 @@ class _DyadProgress:
         dyad = Dyad.objects(id=progress.id).first()
         if dyad is not None:
             progress.stored_version = progress.version = dyad.version
-            progress.trajectory = dict(dyad.trajectory)
+            progress.trajectory = dict(dyad.trajectory) if "recent" in (dyad.trajectory or {}) else (
+                _history_from_scores(progress.id).to_dict())
         return progress
 
     def advance(self, event_id: str, trajectory: dict, below_cutoff: bool) -> None:
@@ -109,69 +126,95 @@ class _DyadProgress:
         self.trajectory, self.last_event_id, self.below_cutoff = trajectory, event_id, below_cutoff
 
 
+def _history_from_scores(dyad_id: str) -> alerting.DyadHistory:
+    """A dyad stored by an earlier version (running sums only) gets its window back from its stored
+    sessions, once: its baseline then starts where its sessions are, not from nothing."""
+    window = effective_settings(None)["rules"][alerting.RUPTURE]["window"]
+    stored = list(SessionScore.objects(dyad_id=dyad_id, late=False).only(
+        "session_number", "total", "subscales", "below_cutoff").order_by("session_number"))
+    history = alerting.DyadHistory()
+    for s in stored:
+        previous = history.previous
+        history = alerting.DyadHistory(
+            recent=(*history.recent, alerting.Point(s.session_number, s.total, dict(s.subscales)))[-(window + 1):],
+            last_session_number=s.session_number,
+            falls_in_a_row=history.falls_in_a_row + 1 if previous and s.total < previous.total else 0,
+            below_run=history.below_run + 1 if s.below_cutoff else 0)
+    return history
+
+
 @dataclass
 class _Assessment:
     """What scoring one feedback event found, before anything is written."""
 
     instrument_id: str
-    total: float
-    mean: float
-    subscales: dict
+    score: domain.SessionScore
+    result: alerting.Assessment
     baseline: dict
     common: dict
-    late: bool
-    below_cutoff: bool
     dyad_id: str
     dyad_version: int
     trajectory_after: dict | None
     scored: Event
-    alerts: list[Alert]
+    alert: Alert | None
+    outcomes: list[OutcomeRecord] = field(default_factory=list)
 
 
-def _assess(event: Event, dyad: _DyadProgress, overrides: dict) -> _Assessment:
+def _assess(event: Event, instrument: domain.Instrument, dyad: _DyadProgress, rules: dict,
+            scale: alerting.AlertScale) -> _Assessment:
     p = event.payload
-    instrument = shipped_instruments().get(p["instrument_id"])
-    if instrument is None:
-        raise InvalidEvent(f"unknown instrument {p['instrument_id']}")
     try:
         score = domain.score_answers(instrument, p["answers"])
     except domain.InvalidAnswers as exc:
         raise InvalidEvent(str(exc)) from None
     # The dyad is keyed by clinic too: a client seen in two clinics has two trajectories, and an event can
     # never touch a trajectory of another organisation or clinic.
-    before = domain.Trajectory.from_dict(dyad.trajectory)
-    late = before.is_late(p["session_number"])
-    rules = rule_defaults().effective(instrument.id, overrides)
-    found = domain.evaluate_alerts(instrument, score, rules, before, late)
-    baseline = {"baseline_mean": before.total.mean if before.total.n else None, "baseline_sd": before.total.sd,
-                "baseline_sessions": before.total.n, "previous_total": before.last_total}
+    before = alerting.DyadHistory.from_dict(dyad.trajectory)
+    result = alerting.assess(instrument, score, p["session_number"], before, rules, scale)
+    fall = result.fall
+    baseline = {"baseline_mean": fall.baseline_mean if fall else None, "baseline_sd": fall.baseline_sd if fall else None,
+                "baseline_sessions": fall.sessions if fall else 0,
+                "previous_total": before.previous.total if before.previous else None}
     common = {"source_event_id": event.event_id, "client_id": p["client_id"], "counselor_id": p["counselor_id"],
               "session_number": p["session_number"], "instrument_id": instrument.id}
     subscales = dict(score.subscales)
-    scored = _derived(event, Topic.ALLIANCE_SCORED, derived_id(Topic.ALLIANCE_SCORED, event.event_id), {
+    scored = _derived(event, Topic.ALLIANCE_SCORED, derived_id(_ID_NAMESPACE, Topic.ALLIANCE_SCORED, event.event_id), {
         **common, "score_id": event.event_id, "total": score.total, "mean": score.mean, "subscales": subscales,
         **baseline})
+    alert = (_alert_document(event, common, result.alert, score.total, subscales, baseline, SESSION_SOURCE)
+             if result.alert is not None else None)
+    outcomes = [OutcomeRecord(alert_id=alert_id(event.org_id, p["client_id"], p["counselor_id"], o.session_number,
+                                                SESSION_SOURCE), recovered=o.recovered, at_session=o.at_session)
+                for o in result.outcomes]
     return _Assessment(
-        instrument_id=instrument.id, total=score.total, mean=score.mean, subscales=subscales, baseline=baseline,
-        common=common, late=late,
-        below_cutoff=instrument.cutoff_total is not None and score.total < instrument.cutoff_total,
+        instrument_id=instrument.id, score=score, result=result, baseline=baseline, common=common,
         dyad_id=dyad.id, dyad_version=dyad.version,
-        trajectory_after=None if late else before.advance(p["session_number"], score).to_dict(), scored=scored,
-        alerts=[_alert_document(event, common, alert, score.total, subscales, baseline) for alert in found])
+        trajectory_after=None if result.late else result.after.to_dict(), scored=scored, alert=alert,
+        outcomes=outcomes)
 
 
-def _session_document(event: Event, a: _Assessment, raised: set[str]) -> SessionScore:
+def _session_document(event: Event, a: _Assessment, raised: set[tuple[str, str]]) -> SessionScore:
     p = event.payload
-    ours = [alert for alert in a.alerts if (alert.id, alert.source_event_id) in raised]
+    ours = a.alert if a.alert is not None and (a.alert.id, a.alert.source_event_id) in raised else None
     return SessionScore(
         id=event.event_id, org_id=event.org_id, clinic_id=event.clinic_id, client_id=p["client_id"],
         counselor_id=p["counselor_id"], session_number=p["session_number"], instrument_id=a.instrument_id,
-        answers=dict(p["answers"]), total=a.total, mean=a.mean, subscales=a.subscales, **a.baseline,
-        below_cutoff=a.below_cutoff, late=a.late, alerts=[_alert_record(alert) for alert in ours],
+        answers=dict(p["answers"]), total=a.score.total, mean=a.score.mean, subscales=dict(a.score.subscales),
+        **a.baseline, below_cutoff=a.result.below_cutoff, fall_sd=a.result.fall.z if a.result.fall else None,
+        late=a.result.late, alert=_alert_record(ours) if ours else None, outcomes=a.outcomes,
         dyad_id=a.dyad_id, dyad_version=a.dyad_version, trajectory_after=a.trajectory_after,
         submitted_at=event.occurred_at,
         pending_events=[outbox_entry(e, key=p["client_id"])
-                        for e in (a.scored, *(_dropped_event(event, alert) for alert in ours))])
+                        for e in (a.scored, *([_dropped_event(event, ours)] if ours else []))])
+
+
+def _record_outcomes(outcomes: Iterable[OutcomeRecord]) -> None:
+    """The sessions after an alert tell whether the alliance recovered; the first answer stands."""
+    updates = [UpdateOne({"_id": o.alert_id, "outcome": "pending"},
+                         {"$set": {"outcome": "recovered" if o.recovered else "not_recovered",
+                                   "outcome_session": o.at_session}}) for o in outcomes]
+    if updates:
+        update_each(Alert._get_collection(), updates)
 
 
 def _write_dyads(dyads: Iterable[_DyadProgress]) -> None:
@@ -208,31 +251,46 @@ def handle_exit_interview_submitted(event: Event, publish: Publish) -> None:
 
 def _score_exit_interview(event: Event) -> ExitInterviewScore:
     p = event.payload
-    score = domain.score_exit_interview(p)
-    rules = rule_defaults().effective(None, ClinicAlertSettings.overrides_for(event.org_id, event.clinic_id))
-    found = domain.evaluate_exit_interview(score, rules.get(domain.EXIT_INTERVIEW_RULE))
+    score = alerting.score_exit_interview(p)
+    rules = clinic_settings(event.org_id, event.clinic_id)["rules"]
+    found = alerting.evaluate_exit_interview(score, rules.get(alerting.EXIT_INTERVIEW_RULE))
     common = {"source_event_id": event.event_id, "client_id": p["client_id"], "counselor_id": p["counselor_id"],
               "session_number": p["session_number"], "instrument_id": EXIT_INTERVIEW_SOURCE}
     baseline = {"baseline_mean": None, "baseline_sd": None, "baseline_sessions": 0, "previous_total": None}
-    alerts = [_alert_document(event, common, found, score.fit, {}, baseline)] if found else []
-    raised = _insert_alerts(alerts)
-    ours = [alert for alert in alerts if (alert.id, alert.source_event_id) in raised]
+    alert = (_alert_document(event, common, found, score.fit, {}, baseline, EXIT_INTERVIEW_SOURCE)
+             if found else None)
+    raised = _insert_alerts([alert] if alert else [])
+    ours = alert if alert is not None and (alert.id, alert.source_event_id) in raised else None
     return ExitInterviewScore(
         id=event.event_id, org_id=event.org_id, clinic_id=event.clinic_id, client_id=p["client_id"],
         counselor_id=p["counselor_id"], session_number=p["session_number"], fit=score.fit,
         ratings=dict(score.ratings), wants_someone_else=score.wants_someone_else,
-        alerts=[_alert_record(alert) for alert in ours], submitted_at=event.occurred_at,
-        pending_events=[outbox_entry(_dropped_event(event, alert), key=p["client_id"]) for alert in ours])
+        alert=_alert_record(ours) if ours else None, submitted_at=event.occurred_at,
+        pending_events=[outbox_entry(_dropped_event(event, ours), key=p["client_id"])] if ours else [])
 
 
-def _alert_document(event: Event, common: dict, alert: domain.Alert, total: float, subscales: dict,
-                    baseline: dict) -> Alert:
+def handle_alert_acknowledged(event: Event, publish: Publish) -> None:
+    """What the counselor did about an alert, for the clinic's view of which repairs work. The first
+    acknowledgement stands."""
+    p = event.payload
+    found = Alert.objects(id=p["alert_id"]).only("org_id").first()
+    if found is None:
+        log.warning("acknowledgement of an alert scoring does not know: ignored")
+        return
+    if found.org_id != event.org_id:
+        raise CrossTenantEvent("alert.acknowledged: an alert of another organisation")
+    Alert.objects(id=p["alert_id"], acknowledged_at=None).update_one(
+        set__acknowledged_at=event.occurred_at, set__action=p.get("action"))
+
+
+def _alert_document(event: Event, common: dict, alert: alerting.AlertDecision, total: float, subscales: dict,
+                    baseline: dict, source: str) -> Alert:
     return Alert(
-        id=alert_id(event.org_id, common["client_id"], common["counselor_id"], common["session_number"],
-                    alert.rule),
-        org_id=event.org_id, clinic_id=event.clinic_id, **common, rule=alert.rule, dimension=alert.dimension,
-        severity=alert.severity, total=total, threshold=alert.threshold, subscales=subscales, **baseline,
-        raised_at=event.occurred_at)
+        id=alert_id(event.org_id, common["client_id"], common["counselor_id"], common["session_number"], source),
+        org_id=event.org_id, clinic_id=event.clinic_id, **common, kind=alert.kind, rules=list(alert.rules),
+        dimension=alert.dimension, severity=alert.severity, total=total, threshold=alert.threshold,
+        fall_sd=alert.fall.z if alert.fall is not None and alert.kind == alerting.CHANGE else None,
+        subscales=subscales, **baseline, raised_at=event.occurred_at)
 
 
 def _insert_alerts(alerts: list[Alert]) -> set[tuple[str, str]]:
@@ -242,19 +300,19 @@ def _insert_alerts(alerts: list[Alert]) -> set[tuple[str, str]]:
 
 
 def _alert_record(alert: Alert) -> AlertRecord:
-    return AlertRecord(alert_id=alert.id, rule=alert.rule, dimension=alert.dimension, severity=alert.severity,
-                       threshold=alert.threshold)
+    return AlertRecord(alert_id=alert.id, kind=alert.kind, rules=list(alert.rules), dimension=alert.dimension,
+                       severity=alert.severity, threshold=alert.threshold)
 
 
 def _dropped_event(source: Event, alert: Alert) -> Event:
-    return _derived(source, Topic.ALLIANCE_DROPPED, derived_id(Topic.ALLIANCE_DROPPED, alert.id), {
+    return _derived(source, Topic.ALLIANCE_DROPPED, derived_id(_ID_NAMESPACE, Topic.ALLIANCE_DROPPED, alert.id), {
         "source_event_id": alert.source_event_id, "client_id": alert.client_id,
         "counselor_id": alert.counselor_id, "session_number": alert.session_number,
-        "instrument_id": alert.instrument_id, "alert_id": alert.id, "rule": alert.rule,
+        "instrument_id": alert.instrument_id, "alert_id": alert.id, "kind": alert.kind, "rules": list(alert.rules),
         "dimension": alert.dimension, "severity": alert.severity, "total": alert.total,
-        "threshold": alert.threshold, "subscales": alert.subscales, "baseline_mean": alert.baseline_mean,
-        "baseline_sd": alert.baseline_sd, "baseline_sessions": alert.baseline_sessions,
-        "previous_total": alert.previous_total})
+        "threshold": alert.threshold, "fall_sd": alert.fall_sd, "subscales": alert.subscales,
+        "baseline_mean": alert.baseline_mean, "baseline_sd": alert.baseline_sd,
+        "baseline_sessions": alert.baseline_sessions, "previous_total": alert.previous_total})
 
 
 def _derived(source: Event, type_: str, event_id: str, payload: dict) -> Event:
@@ -267,4 +325,5 @@ def _derived(source: Event, type_: str, event_id: str, payload: dict) -> Event:
 EVENT_HANDLERS = {
     Topic.FEEDBACK_SUBMITTED.value: BatchHandler(handle_feedback_batch),
     Topic.EXIT_INTERVIEW_SUBMITTED.value: handle_exit_interview_submitted,
+    Topic.ALERT_ACKNOWLEDGED.value: handle_alert_acknowledged,
 }

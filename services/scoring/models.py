@@ -4,15 +4,18 @@ import mongoengine as me
 
 from services.common.mongo import utcnow
 from services.common.outbox import OutboxDocument
+from services.common.repair import repair_suggestion
 
-from .domain import repair_suggestion
+OUTCOMES = ("pending", "recovered", "not_recovered")
 
 
 class AlertRecord(me.EmbeddedDocument):
-    """An alert as its session shows it; the Alert document is the one listed and counted."""
+    """The alert a session raised, as the session shows it; the Alert document is the one listed and
+    counted."""
 
     alert_id = me.StringField(required=True)
-    rule = me.StringField(required=True)
+    kind = me.StringField(required=True)
+    rules = me.ListField(me.StringField(), required=True)
     dimension = me.StringField()
     severity = me.StringField(required=True)
     threshold = me.FloatField(required=True)
@@ -20,6 +23,15 @@ class AlertRecord(me.EmbeddedDocument):
     @property
     def suggestion(self) -> str | None:
         return repair_suggestion(self.dimension)
+
+
+class OutcomeRecord(me.EmbeddedDocument):
+    """What a session told about an earlier alert of its dyad: kept on the session so that a redelivery
+    after a crash applies it again."""
+
+    alert_id = me.StringField(required=True)
+    recovered = me.BooleanField(required=True)
+    at_session = me.IntField(required=True)
 
 
 class SessionScore(OutboxDocument):
@@ -44,9 +56,14 @@ class SessionScore(OutboxDocument):
     baseline_sd = me.FloatField()
     baseline_sessions = me.IntField(default=0)
     previous_total = me.FloatField()
+    # The level flag: the session is below the instrument's cutoff (shown on the session and the chart;
+    # pushed only as a persistently-low notice, unless the clinic chose otherwise).
     below_cutoff = me.BooleanField(default=False)
+    # How far below the client's baseline, in their SDs (None before there is a baseline).
+    fall_sd = me.FloatField()
     late = me.BooleanField(default=False)
-    alerts = me.EmbeddedDocumentListField(AlertRecord)
+    alert = me.EmbeddedDocumentField(AlertRecord)
+    outcomes = me.EmbeddedDocumentListField(OutcomeRecord)
     dyad_id = me.StringField(required=True)
     dyad_version = me.IntField(required=True)
     trajectory_after = me.DictField()
@@ -58,7 +75,8 @@ class SessionScore(OutboxDocument):
 
 
 class Dyad(me.Document):
-    """A client–counselor pair's trajectory: Welford running sums and the last session, O(1) per event.
+    """A client–counselor pair's history as the alert rules need it (alerting.DyadHistory: its last
+    sessions, runs below the cutoff, alerts awaiting an outcome), O(window) per event.
 
     Updated only conditionally on `version` (optimistic concurrency), and `last_event_id` names the feedback
     event applied last, so a redelivered event can tell whether its update is already in.
@@ -82,8 +100,9 @@ class Dyad(me.Document):
 
 
 class Alert(me.Document):
-    """One alert per (client, counselor, session, rule): the id derives from exactly these, so neither a
-    redelivery nor a second submission for the same session can raise it twice."""
+    """One alert per (client, counselor, session, source): every rule that fired on the session is listed
+    in it. The id derives from exactly these, so neither a redelivery nor a second submission for the same
+    session can raise it twice."""
 
     id = me.StringField(primary_key=True)
     org_id = me.StringField(required=True)
@@ -93,17 +112,25 @@ class Alert(me.Document):
     session_number = me.IntField(required=True)
     instrument_id = me.StringField(required=True)
     source_event_id = me.StringField(required=True)
-    rule = me.StringField(required=True)
+    kind = me.StringField(required=True)  # change | level | exit_interview
+    rules = me.ListField(me.StringField(), required=True)
     dimension = me.StringField()
     severity = me.StringField(required=True)
     total = me.FloatField(required=True)
     threshold = me.FloatField(required=True)
+    fall_sd = me.FloatField()
     subscales = me.DictField()
     baseline_mean = me.FloatField()
     baseline_sd = me.FloatField()
     baseline_sessions = me.IntField(default=0)
     previous_total = me.FloatField()
     raised_at = me.DateTimeField(required=True)
+    # The repair loop: what the counselor did (from notify's alert.acknowledged) and whether the following
+    # sessions came back to the client's usual level (or above the cutoff).
+    outcome = me.StringField(choices=OUTCOMES, default="pending")
+    outcome_session = me.IntField()
+    acknowledged_at = me.DateTimeField()
+    action = me.StringField()
     meta = {"collection": "alerts",
             "indexes": [("org_id", "counselor_id", "raised_at"), ("org_id", "clinic_id", "raised_at"),
                         ("org_id", "client_id")]}
@@ -125,18 +152,20 @@ class ExitInterviewScore(OutboxDocument):
     fit = me.FloatField(required=True)
     ratings = me.DictField()
     wants_someone_else = me.BooleanField(required=True)
-    alerts = me.EmbeddedDocumentListField(AlertRecord)
+    alert = me.EmbeddedDocumentField(AlertRecord)
     submitted_at = me.DateTimeField(required=True)
     scored_at = me.DateTimeField(default=utcnow)
     meta = {"collection": "exit_interview_scores", "indexes": [("org_id", "client_id")]}
 
 
 class ClinicAlertSettings(me.Document):
-    """An admin's overrides of the default alert rules for one clinic (alert_rules.yaml has the defaults)."""
+    """An admin's overrides of the default alert settings for one clinic (alert_rules.yaml has the
+    defaults): the budget and any rule values."""
 
     id = me.StringField(primary_key=True)  # "<org>:<clinic>"
     org_id = me.StringField(required=True)
     clinic_id = me.StringField(required=True)
+    budget = me.DictField()
     rules = me.DictField()
     updated_by = me.StringField()
     updated_at = me.DateTimeField()
@@ -148,5 +177,23 @@ class ClinicAlertSettings(me.Document):
 
     @classmethod
     def overrides_for(cls, org_id: str, clinic_id: str) -> dict:
-        found = cls.objects(id=cls.key(org_id, clinic_id)).only("rules").first()
-        return dict(found.rules) if found else {}
+        """The stored overrides, unchecked ({"budget": ..., "rules": ...}); rules.stored_overrides checks."""
+        found = cls.objects(id=cls.key(org_id, clinic_id)).only("budget", "rules").first()
+        return {"budget": dict(found.budget or {}), "rules": dict(found.rules or {})} if found else {}
+
+
+class ClinicCalibration(me.Document):
+    """A clinic's alert calibration for one instrument (calibration.Calibration), refreshed from its
+    stored sessions once a day."""
+
+    id = me.StringField(primary_key=True)  # "<org>:<clinic>:<instrument>"
+    org_id = me.StringField(required=True)
+    clinic_id = me.StringField(required=True)
+    instrument_id = me.StringField(required=True)
+    calibration = me.DictField(required=True)
+    computed_at = me.DateTimeField(required=True)
+    meta = {"collection": "clinic_calibrations"}
+
+    @staticmethod
+    def key(org_id: str, clinic_id: str, instrument_id: str) -> str:
+        return f"{org_id}:{clinic_id}:{instrument_id}"

@@ -5,40 +5,45 @@ from marshmallow import fields, validate
 from services.common.events import SEVERITIES
 from services.common.schemas import IdField, RequestSchema, ResponseSchema
 
-from .domain import EXIT_INTERVIEW_RULE, RULES
+from .alerting import CHANGE, EXIT_INTERVIEW, EXIT_INTERVIEW_RULE, LEVEL, RULES
 
 Severity = lambda **kw: fields.String(validate=validate.OneOf(SEVERITIES), **kw)  # noqa: E731
 
 
-# --- Alert rule settings: the same schemas check the configuration file and an admin's overrides -------
+# --- Alert settings: the same schemas check the configuration file and an admin's overrides ------------
 
 class RuleSchema(RequestSchema):
     enabled = fields.Boolean(required=True)
     severity = Severity(required=True)
 
 
-class BelowCutoffSchema(RuleSchema):
-    high_below_share = fields.Float(required=True, validate=validate.Range(0, 1))
-    only_when_crossing = fields.Boolean(required=True)
+class RuptureSchema(RuleSchema):
+    high_beyond = fields.Float(required=True, validate=validate.Range(0, 5))
+    window = fields.Integer(required=True, validate=validate.Range(2, 20))
+    prior_weight = fields.Float(required=True, validate=validate.Range(0, 100))
+    min_baseline_sessions = fields.Integer(required=True, validate=validate.Range(1, 20))
 
 
-class DropVsPreviousSchema(RuleSchema):
-    min_drop = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False))
+class SustainedDeclineSchema(RuleSchema):
+    sessions = fields.Integer(required=True, validate=validate.Range(2, 10))
 
 
 class ReliableDropSchema(RuleSchema):
     z = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False))
-    min_baseline_sessions = fields.Integer(required=True, validate=validate.Range(min=1))
 
 
-class RuptureSchema(RuleSchema):
-    k = fields.Float(required=True, validate=validate.Range(1, 2))
-    min_baseline_sessions = fields.Integer(required=True, validate=validate.Range(min=2))
-    min_sd = fields.Float(required=True, validate=validate.Range(min=0))
+class DropVsPreviousSchema(RuleSchema):
+    min_drop_sd = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False))
 
 
-class SustainedDeclineSchema(RuleSchema):
-    sessions = fields.Integer(required=True, validate=validate.Range(min=2))
+class BelowCutoffSchema(RequestSchema):
+    push = fields.Boolean(required=True)
+    severity = Severity(required=True)
+    high_below_share = fields.Float(required=True, validate=validate.Range(0, 1))
+
+
+class PersistentlyLowSchema(RuleSchema):
+    sessions = fields.Integer(required=True, validate=validate.Range(1, 20))
 
 
 class ExitInterviewLowFitSchema(RuleSchema):
@@ -47,28 +52,77 @@ class ExitInterviewLowFitSchema(RuleSchema):
 
 
 class RuleSettingsSchema(RequestSchema):
-    below_cutoff = fields.Nested(BelowCutoffSchema)
-    drop_vs_previous = fields.Nested(DropVsPreviousSchema)
-    reliable_drop = fields.Nested(ReliableDropSchema)
     rupture = fields.Nested(RuptureSchema)
     sustained_decline = fields.Nested(SustainedDeclineSchema)
+    reliable_drop = fields.Nested(ReliableDropSchema)
+    drop_vs_previous = fields.Nested(DropVsPreviousSchema)
+    below_cutoff = fields.Nested(BelowCutoffSchema)
+    persistently_low = fields.Nested(PersistentlyLowSchema)
     exit_interview_low_fit = fields.Nested(ExitInterviewLowFitSchema)
 
 
-class AlertSettingsUpdateSchema(RequestSchema):
-    """An admin's overrides for one clinic: any subset of rules and parameters; the rest stays default."""
+class BudgetSchema(RequestSchema):
+    false_alerts_per_counselor_month = fields.Float(
+        required=True, validate=validate.Range(0.05, 50),
+        metadata={"description": "Change alerts on sessions without a real fall that a counselor can look "
+                                 "into per month; the alert threshold follows from it"})
 
-    rules = fields.Nested(RuleSettingsSchema(partial=True), required=True)
+
+class AlertSettingsUpdateSchema(RequestSchema):
+    """An admin's overrides for one clinic: any subset of the budget and of rules and their values; the rest
+    stays default. `{}` returns the clinic to the defaults."""
+
+    budget = fields.Nested(BudgetSchema(partial=True))
+    rules = fields.Nested(RuleSettingsSchema(partial=True))
+
+
+
+class CalibrationSchema(ResponseSchema):
+    instrument_id = fields.String()
+    source = fields.String(metadata={"description": "clinic: fitted to the clinic's sessions; instrument: the "
+                                                    "instrument's documented values (too few sessions yet)"})
+    k = fields.Float(metadata={"description": "How many of the client's own SDs a session must fall below "
+                                              "their baseline to alert, at the clinic's budget"})
+    pooled_sd = fields.Float(metadata={"description": "Within-client SD of the total"})
+    sessions_per_counselor_month = fields.Float()
+    dyads = fields.Integer()
+    sessions = fields.Integer()
+    computed_at = fields.AwareDateTime(allow_none=True)
 
 
 class AlertSettingsSchema(ResponseSchema):
     org_id = fields.String()
     clinic_id = fields.String()
     overrides = fields.Dict(metadata={"description": "The clinic's own overrides"})
-    defaults = fields.Dict(metadata={"description": "The configuration file's rules, before instrument layers"})
-    effective = fields.Dict(metadata={"description": "Per instrument id: the rules applied to its sessions"})
+    defaults = fields.Dict(metadata={"description": "The configuration file's budget and rules"})
+    effective = fields.Dict(metadata={"description": "What applies to the clinic's sessions"})
+    calibrations = fields.List(fields.Nested(CalibrationSchema),
+                               metadata={"description": "Per instrument the clinic uses: the threshold its "
+                                                        "budget gives"})
     updated_by = fields.String(allow_none=True)
     updated_at = fields.AwareDateTime(allow_none=True)
+
+
+class PreviewQuerySchema(RequestSchema):
+    months = fields.Integer(load_default=6, validate=validate.Range(1, 24),
+                            metadata={"description": "How many months of the clinic's sessions to replay"})
+
+
+class PreviewFiguresSchema(ResponseSchema):
+    change_alerts = fields.Integer()
+    level_notices = fields.Integer()
+    change_alerts_per_counselor_month = fields.Float(allow_none=True)
+    level_notices_per_counselor_month = fields.Float(allow_none=True)
+
+
+class AlertPreviewSchema(ResponseSchema):
+    clinic_id = fields.String()
+    months = fields.Integer()
+    sessions = fields.Integer()
+    counselor_months = fields.Float()
+    current = fields.Nested(PreviewFiguresSchema, metadata={"description": "With the settings in force"})
+    proposed = fields.Nested(PreviewFiguresSchema, metadata={"description": "With the settings sent"})
+    summary = fields.String(metadata={"description": "The same in a sentence"})
 
 
 # --- Scores, alerts, trajectories ---------------------------------------------------------------------
@@ -80,7 +134,8 @@ class ScoreQuerySchema(RequestSchema):
 
 class AlertSchema(ResponseSchema):
     alert_id = fields.String()
-    rule = fields.String()
+    kind = fields.String()
+    rules = fields.List(fields.String())
     dimension = fields.String(allow_none=True)
     severity = fields.String()
     threshold = fields.Float()
@@ -102,8 +157,12 @@ class SessionScoreSchema(ResponseSchema):
     baseline_sd = fields.Float(allow_none=True)
     baseline_sessions = fields.Integer()
     previous_total = fields.Float(allow_none=True)
+    below_cutoff = fields.Boolean(metadata={"description": "Flag: below the instrument's cutoff, worth talking "
+                                                           "about in the session"})
+    fall_sd = fields.Float(allow_none=True, metadata={"description": "How far below the client's baseline, in "
+                                                                     "their SDs"})
     late = fields.Boolean()
-    alerts = fields.List(fields.Nested(AlertSchema))
+    alert = fields.Nested(AlertSchema, allow_none=True)
     submitted_at = fields.AwareDateTime()
     scored_at = fields.AwareDateTime()
 
@@ -112,7 +171,9 @@ class AlertQuerySchema(RequestSchema):
     counselor_id = IdField()
     clinic_id = IdField()
     client_id = IdField()
-    rule = fields.String(validate=validate.OneOf((*RULES, EXIT_INTERVIEW_RULE)))
+    rule = fields.String(validate=validate.OneOf((*RULES, EXIT_INTERVIEW_RULE)),
+                         metadata={"description": "Alerts among whose rules this one is"})
+    kind = fields.String(validate=validate.OneOf((CHANGE, LEVEL, EXIT_INTERVIEW)))
 
 
 class AlertDocumentSchema(ResponseSchema):
@@ -124,11 +185,13 @@ class AlertDocumentSchema(ResponseSchema):
     session_number = fields.Integer()
     instrument_id = fields.String()
     source_event_id = fields.String()
-    rule = fields.String()
+    kind = fields.String()
+    rules = fields.List(fields.String())
     dimension = fields.String(allow_none=True)
     severity = fields.String()
     total = fields.Float()
     threshold = fields.Float()
+    fall_sd = fields.Float(allow_none=True)
     subscales = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True))
     baseline_mean = fields.Float(allow_none=True)
     baseline_sd = fields.Float(allow_none=True)
@@ -136,6 +199,10 @@ class AlertDocumentSchema(ResponseSchema):
     previous_total = fields.Float(allow_none=True)
     suggestion = fields.String(allow_none=True)
     raised_at = fields.AwareDateTime()
+    outcome = fields.String(metadata={"description": "pending, recovered or not_recovered (within two sessions)"})
+    outcome_session = fields.Integer(allow_none=True)
+    acknowledged_at = fields.AwareDateTime(allow_none=True)
+    action = fields.String(allow_none=True, metadata={"description": "What the counselor did (on acknowledging)"})
 
 
 class TrajectoryQuerySchema(RequestSchema):
@@ -149,7 +216,9 @@ class TrajectoryPointSchema(ResponseSchema):
     instrument_id = fields.String()
     total = fields.Float()
     subscales = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True))
-    alerts = fields.List(fields.String(), metadata={"description": "Rules raised at this session"})
+    below_cutoff = fields.Boolean()
+    alert_kind = fields.String(allow_none=True)
+    alerts = fields.List(fields.String(), metadata={"description": "Rules of the alert raised at this session"})
 
 
 class BaselineSchema(ResponseSchema):
@@ -179,6 +248,14 @@ class CounselorMonthSchema(ResponseSchema):
     alerts = fields.Integer()
 
 
+class RecoverySchema(ResponseSchema):
+    alerts = fields.Integer()
+    recovered = fields.Integer(metadata={"description": "Back to the client's usual level (or above the cutoff) "
+                                                        "within two sessions"})
+    not_recovered = fields.Integer()
+    pending = fields.Integer()
+
+
 class ClinicSummarySchema(ResponseSchema):
     clinic_id = fields.String()
     since = fields.Date()
@@ -187,7 +264,12 @@ class ClinicSummarySchema(ResponseSchema):
     share_below_cutoff = fields.Float(allow_none=True)
     alerts_per_counselor_month = fields.List(fields.Nested(CounselorMonthSchema))
     alerts_by_rule = fields.Dict(keys=fields.String(), values=fields.Integer())
+    alerts_by_kind = fields.Dict(keys=fields.String(), values=fields.Integer())
     alerts_by_dimension = fields.Dict(keys=fields.String(), values=fields.Integer())
+    recovery_by_rule = fields.Dict(keys=fields.String(), values=fields.Nested(RecoverySchema))
+    recovery_by_counselor = fields.Dict(keys=fields.String(), values=fields.Nested(RecoverySchema))
+    recovery_by_action = fields.Dict(keys=fields.String(), values=fields.Nested(RecoverySchema),
+                                     metadata={"description": "By what the counselor did after the alert"})
 
 
 class ChartQuerySchema(RequestSchema):

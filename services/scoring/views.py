@@ -2,17 +2,36 @@
 caller's scope (see `scope`), so nothing here can show another clinic's or another counselor's clients."""
 from __future__ import annotations
 
+import logging
+import statistics
 from collections import Counter
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Mapping
 
-from services.common.auth import Identity
+from marshmallow import ValidationError
 
-from .domain import Trajectory
+from services.common.auth import Identity
+from services.common.mongo import utcnow
+
+from . import domain
+from .backtest import AnsweredSession, run_backtest
+
+from .alerting import RUPTURE, DyadHistory, baseline_window
 from .instruments import shipped_instruments
-from .models import Alert, Dyad, SessionScore
+from .models import OUTCOMES, Alert, ClinicAlertSettings, Dyad, SessionScore
+from .rules import effective_settings, stored_overrides
 
 STAFF_ROLES = ("counselor", "supervisor", "admin")
+log = logging.getLogger(__name__)
+
+
+def clinic_settings(org_id: str, clinic_id: str) -> dict:
+    """The alert settings in force for a clinic: the defaults with its admin's overrides."""
+    try:
+        return effective_settings(stored_overrides(ClinicAlertSettings.overrides_for(org_id, clinic_id)))
+    except ValidationError as exc:  # stored values that today's defaults no longer fit: the defaults apply
+        log.warning("alert settings of a clinic cannot apply (%s); the defaults do", exc.messages)
+        return effective_settings(None)
 
 
 def scope(identity: Identity) -> dict[str, Any]:
@@ -36,14 +55,25 @@ def narrowed(identity: Identity, **filters: Any) -> dict[str, Any] | None:
     return where
 
 
+def clinic_in_scope(identity: Identity, clinic_id: str) -> bool:
+    """A clinic of the caller's organisation they may see, as far as scoring can tell: named in the token, or
+    holding scores or settings here. An admin may see every clinic of the organisation, but a clinic id of
+    another organisation (or of none) must answer 404 like anything else outside the caller's scope."""
+    if not identity.can_access_clinic(identity.org_id, clinic_id):
+        return False
+    where = {"org_id": identity.org_id, "clinic_id": clinic_id}
+    return clinic_id in identity.clinic_ids or any(
+        model.objects(**where).only("id").first() is not None for model in (Dyad, SessionScore, ClinicAlertSettings))
+
+
 def trajectory(identity: Identity, client_id: str, counselor_id: str | None) -> dict[str, Any] | None:
     """A client's scored sessions in order (all counselors, or one dyad), or None if the caller sees none."""
     where = narrowed(identity, client_id=client_id, counselor_id=counselor_id, late=False)
     if where is None:
         return None
     scores = list(SessionScore.objects(**where).only(
-        "session_number", "counselor_id", "clinic_id", "org_id", "instrument_id", "total", "subscales", "alerts",
-        "submitted_at").order_by("session_number", "submitted_at"))
+        "session_number", "counselor_id", "clinic_id", "org_id", "instrument_id", "total", "subscales", "alert",
+        "below_cutoff", "submitted_at").order_by("session_number", "submitted_at"))
     if not scores:
         return None
     instrument_ids = sorted({s.instrument_id for s in scores})
@@ -53,8 +83,7 @@ def trajectory(identity: Identity, client_id: str, counselor_id: str | None) -> 
     if counselor_id:
         last = scores[-1]
         dyad = Dyad.objects(id=Dyad.key(last.org_id, last.clinic_id, client_id, counselor_id)).first()
-        stats = Trajectory.from_dict(dyad.trajectory if dyad else None).total
-        baseline = {"sessions": stats.n, "mean": stats.mean if stats.n else None, "sd": stats.sd}
+        baseline = _next_baseline(DyadHistory.from_dict(dyad.trajectory if dyad else None))
     last_instrument = instruments.get(scores[-1].instrument_id)
     return {
         "client_id": client_id, "counselor_id": counselor_id, "instrument_ids": instrument_ids,
@@ -65,8 +94,18 @@ def trajectory(identity: Identity, client_id: str, counselor_id: str | None) -> 
         "baseline": baseline,
         "points": [{"session_number": s.session_number, "counselor_id": s.counselor_id,
                     "instrument_id": s.instrument_id, "total": s.total, "subscales": dict(s.subscales),
-                    "alerts": [a.rule for a in s.alerts]} for s in scores],
+                    "below_cutoff": bool(s.below_cutoff),
+                    "alert_kind": s.alert.kind if s.alert else None,
+                    "alerts": list(s.alert.rules) if s.alert else []} for s in scores],
     }
+
+
+def _next_baseline(history: DyadHistory) -> dict[str, Any]:
+    """What the dyad's next session will be compared with (the alert rules' window)."""
+    window = effective_settings(None)["rules"][RUPTURE]["window"]
+    totals = [p.total for p in baseline_window(history.recent, window)]
+    return {"sessions": len(totals), "mean": statistics.fmean(totals) if totals else None,
+            "sd": statistics.stdev(totals) if len(totals) > 1 else None}
 
 
 def _subscale_scale(instrument) -> tuple[float, float] | None:
@@ -75,26 +114,76 @@ def _subscale_scale(instrument) -> tuple[float, float] | None:
 
 
 def clinic_summary(identity: Identity, clinic_id: str, since: date) -> dict[str, Any]:
-    """Share of sessions below cutoff and alerts per counselor per month. Counted in Python: FerretDB's
-    $group computes only its first accumulator."""
+    """Share of sessions below the cutoff, alerts per counselor per month, and the repair loop: how many
+    alerts were followed by recovery, per rule, per counselor and per what the counselor did. Counted in
+    Python: FerretDB's $group computes only its first accumulator."""
     start = datetime.combine(since, time.min, tzinfo=timezone.utc)
     where = {"org_id": identity.org_id, "clinic_id": clinic_id}
     sessions = SessionScore.objects(**where, submitted_at__gte=start).count()
     below = SessionScore.objects(**where, submitted_at__gte=start, below_cutoff=True).count()
     per_month: Counter = Counter()
     by_rule: Counter = Counter()
+    by_kind: Counter = Counter()
     by_dimension: Counter = Counter()
-    for alert in Alert.objects(**where, raised_at__gte=start).only("counselor_id", "raised_at", "rule", "dimension"):
+    recovery: dict[str, dict[str, Counter]] = {"rule": {}, "counselor": {}, "action": {}}
+    for alert in Alert.objects(**where, raised_at__gte=start).only(
+            "counselor_id", "raised_at", "kind", "rules", "dimension", "outcome", "action"):
         per_month[(alert.counselor_id, alert.raised_at.strftime("%Y-%m"))] += 1
-        by_rule[alert.rule] += 1
+        by_rule.update(alert.rules)
+        by_kind[alert.kind] += 1
         by_dimension[alert.dimension or "none"] += 1
+        for group, keys in (("rule", alert.rules), ("counselor", [alert.counselor_id]),
+                            ("action", [alert.action or "not_acknowledged"])):
+            for key in keys:
+                counts = recovery[group].setdefault(key, Counter())
+                counts["alerts"] += 1
+                counts[alert.outcome or "pending"] += 1
     return {
         "clinic_id": clinic_id, "since": since, "sessions": sessions, "sessions_below_cutoff": below,
         "share_below_cutoff": below / sessions if sessions else None,
         "alerts_per_counselor_month": [{"counselor_id": c, "month": m, "alerts": n}
                                        for (c, m), n in sorted(per_month.items())],
-        "alerts_by_rule": dict(by_rule), "alerts_by_dimension": dict(by_dimension),
+        "alerts_by_rule": dict(by_rule), "alerts_by_kind": dict(by_kind), "alerts_by_dimension": dict(by_dimension),
+        **{f"recovery_by_{group}": {key: {"alerts": c["alerts"], **{o: c[o] for o in OUTCOMES}}
+                                    for key, c in sorted(counts.items())}
+           for group, counts in recovery.items()},
     }
+
+
+def alert_preview(identity: Identity, clinic_id: str, proposed: Mapping[str, Any], months: int) -> dict[str, Any]:
+    """The back-test over the clinic's stored sessions of the last `months`: with the settings in force and
+    with the proposed ones."""
+    since = utcnow() - timedelta(days=months * 365.25 / 12)
+    instruments = shipped_instruments()
+    sessions = []
+    for s in SessionScore.objects(org_id=identity.org_id, clinic_id=clinic_id, submitted_at__gte=since).only(
+            "client_id", "counselor_id", "session_number", "instrument_id", "answers", "submitted_at").as_pymongo():
+        instrument = instruments.get(s["instrument_id"])
+        if instrument is None:
+            continue
+        sessions.append(AnsweredSession(clinic_id, s["client_id"], s["counselor_id"], s["session_number"],
+                                        instrument, s["answers"], domain.score_answers(instrument, s["answers"]),
+                                        s["submitted_at"].date()))
+    current = run_backtest(sessions, clinic_settings(identity.org_id, clinic_id))
+    result = run_backtest(sessions, proposed, current.calibrations)
+    figures = {name: {"change_alerts": r.count("change"), "level_notices": r.count("level"),
+                      "change_alerts_per_counselor_month": r.per_counselor_month("change"),
+                      "level_notices_per_counselor_month": r.per_counselor_month("level")}
+               for name, r in (("current", current), ("proposed", result))}
+    return {"clinic_id": clinic_id, "months": months, "sessions": result.sessions,
+            "counselor_months": result.counselor_months, **figures,
+            "summary": _preview_sentence(months, result.sessions, figures)}
+
+
+def _preview_sentence(months: int, sessions: int, figures: Mapping[str, Mapping[str, Any]]) -> str:
+    if not sessions:
+        return f"The clinic has no scored sessions in the last {months} months to try the settings on."
+    proposed, current = figures["proposed"], figures["current"]
+    return (f"With these settings your clinic would have had {proposed['change_alerts_per_counselor_month']:.1f} "
+            f"alerts per counselor-month over the last {months} months (now "
+            f"{current['change_alerts_per_counselor_month']:.1f}), and "
+            f"{proposed['level_notices_per_counselor_month']:.1f} persistently-low notices per counselor-month "
+            f"(now {current['level_notices_per_counselor_month']:.1f}), from {sessions} sessions.")
 
 
 def questionnaire_responses(scores: list[SessionScore], questionnaires_url: str, scores_url: str) -> dict[str, Any]:

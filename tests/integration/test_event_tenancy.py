@@ -15,7 +15,7 @@ from services.intake.models import Client, Staff
 from services.notify import handlers as notify_handlers
 from services.notify.models import Notification
 from services.referral.models import ClientView, IntakeView
-from services.scoring.domain import Trajectory
+from services.scoring.alerting import DyadHistory
 from services.scoring.handlers import EVENT_HANDLERS as SCORING_HANDLERS
 from services.scoring.models import Dyad, SessionScore
 from tests.integration.test_intake_api import register
@@ -83,8 +83,8 @@ def test_referral_refuses_to_tie_a_client_to_another_organisations_counselor(db,
 def dropped(org_id: str, counselor_id: str, unique: str):
     return make_event(Topic.ALLIANCE_DROPPED, {
         "alert_id": f"al-{org_id}", "source_event_id": f"fb-{org_id}", "client_id": f"cl-{unique}",
-        "counselor_id": counselor_id, "session_number": 2, "instrument_id": "rapport-short", "rule": "below_cutoff",
-        "severity": "high", "total": 10.0, "threshold": 24.0}, org_id=org_id, clinic_id=CLINIC, producer="scoring")
+        "counselor_id": counselor_id, "session_number": 2, "instrument_id": "rapport-short", "kind": "level",
+        "rules": ["persistently_low"], "severity": "high", "total": 10.0, "threshold": 24.0}, org_id=org_id, clinic_id=CLINIC, producer="scoring")
 
 
 def staff_updated(org_id: str, staff_id: str):
@@ -135,7 +135,7 @@ def test_a_feedback_event_of_another_organisation_never_touches_this_ones_scores
 
     ours_scores = SessionScore.objects(org_id=ours, clinic_id=CLINIC, client_id=client_id)
     assert [s.session_number for s in ours_scores] == [1]
-    trajectory = Trajectory.from_dict(Dyad.objects.get(id=Dyad.key(ours, CLINIC, client_id, counselor_id)).trajectory)
-    assert trajectory.total.n == 1
+    history = DyadHistory.from_dict(Dyad.objects.get(id=Dyad.key(ours, CLINIC, client_id, counselor_id)).trajectory)
+    assert [p.session_number for p in history.recent] == [1]
     assert {(s.org_id, s.clinic_id) for s in SessionScore.objects(client_id=client_id)} == {
         (ours, CLINIC), (theirs, CLINIC), (ours, "elsewhere")}

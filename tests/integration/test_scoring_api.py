@@ -89,20 +89,24 @@ def test_dyad_trajectory_has_the_baseline_and_the_alerts_per_session(scoring, ca
     assert response.status_code == 200
     body = response.json
     assert body["cutoff_total"] == 27 and body["instrument_ids"] == ["rapport-short"]
-    assert body["baseline"]["sessions"] == 4 and body["baseline"]["mean"] == pytest.approx(27.25)
+    # What the next session will be compared with: sessions 1-3 (the last one, 4, will be the previous).
+    assert body["baseline"]["sessions"] == 3 and body["baseline"]["mean"] == pytest.approx(29)
     assert [p["total"] for p in body["points"]] == [29, 29, 29, 22]
-    assert set(body["points"][3]["alerts"]) == {"below_cutoff", "drop_vs_previous", "reliable_drop", "rupture"}
+    assert body["points"][3]["alerts"] == ["rupture"] and body["points"][3]["alert_kind"] == "change"
+    assert [p["below_cutoff"] for p in body["points"]] == [False, False, False, True]
     assert body["chart_url"].endswith(f"/charts/trajectory.svg?client_id={caseload['falling']}"
                                       f"&counselor_id={caseload['counselor']}")
 
 
-def test_alerts_name_rule_dimension_and_repair_suggestion(scoring, caseload):
+def test_an_alert_names_its_rules_dimension_repair_suggestion_and_outcome(scoring, caseload):
     counselor = as_(scoring, caseload["counselor"], caseload["org"], "counselor")
-    alerts = counselor.get("/api/alerts?rule=reliable_drop").json
+    alerts = counselor.get("/api/alerts?rule=rupture").json
     [alert] = [a for a in alerts if a["client_id"] == caseload["falling"]]
-    assert alert["dimension"] == "task" and "start small" in alert["suggestion"]
-    assert alert["baseline_mean"] == 29 and alert["total"] == 22
-    assert counselor.get(f"/api/alerts/{alert['alert_id']}").json["rule"] == "reliable_drop"
+    assert (alert["kind"], alert["rules"], alert["dimension"]) == ("change", ["rupture"], "task")
+    assert "start small" in alert["suggestion"] and alert["outcome"] == "pending" and alert["action"] is None
+    assert alert["baseline_mean"] == 29 and alert["total"] == 22 and alert["fall_sd"] > 3
+    assert counselor.get(f"/api/alerts/{alert['alert_id']}").json["rules"] == ["rupture"]
+    assert counselor.get("/api/alerts?kind=level").json == []
     assert counselor.get("/api/alerts?rule=nonsense").status_code == 422
 
 
@@ -112,31 +116,60 @@ def test_clinic_summary_counts_sessions_below_cutoff_and_alerts_per_counselor_mo
     assert summary["sessions"] == 6 and summary["sessions_below_cutoff"] == 1
     assert summary["share_below_cutoff"] == pytest.approx(1 / 6)
     [row] = summary["alerts_per_counselor_month"]
-    assert row["counselor_id"] == caseload["counselor"] and row["alerts"] == 4
-    assert summary["alerts_by_dimension"] == {"task": 4}
+    assert row["counselor_id"] == caseload["counselor"] and row["alerts"] == 1
+    assert summary["alerts_by_dimension"] == {"task": 1} and summary["alerts_by_rule"] == {"rupture": 1}
+    assert summary["alerts_by_kind"] == {"change": 1}
+    pending = {"alerts": 1, "pending": 1, "recovered": 0, "not_recovered": 0}
+    assert summary["recovery_by_rule"] == {"rupture": pending}
+    assert summary["recovery_by_counselor"] == {caseload["counselor"]: pending}
+    assert summary["recovery_by_action"] == {"not_acknowledged": pending}
     assert supervisor.get(f"/api/clinics/{OTHER_CLINIC}/summary").status_code == 404
     assert as_(scoring, caseload["counselor"], caseload["org"], "counselor").get(
         f"/api/clinics/{CLINIC}/summary").status_code == 403
 
 
-def test_an_admin_overrides_a_clinics_rules_and_later_sessions_follow_them(scoring, caseload):
+def test_an_admin_sets_a_clinics_budget_and_rules_and_later_sessions_follow_them(scoring, caseload):
     org = caseload["org"]
     admin = as_(scoring, "adm", org, "admin", clinics=())
     supervisor = as_(scoring, "sup", org, "supervisor")
-    body = {"rules": {"below_cutoff": {"enabled": False}, "drop_vs_previous": {"min_drop": 1}}}
+    body = {"budget": {"false_alerts_per_counselor_month": 2}, "rules": {"below_cutoff": {"push": True}}}
     assert supervisor.put(f"/api/clinics/{CLINIC}/alert-settings", json=body).status_code == 403
-    assert admin.put(f"/api/clinics/{CLINIC}/alert-settings", json={"rules": {"rupture": {"k": 5}}}).status_code == 422
+    refused = admin.put(f"/api/clinics/{CLINIC}/alert-settings", json={"rules": {"rupture": {"window": 99}}})
+    assert refused.status_code == 422 and "window" in str(refused.json)
+    contradictory = admin.put(f"/api/clinics/{CLINIC}/alert-settings",
+                              json={"rules": {"rupture": {"min_baseline_sessions": 9}}})
+    assert contradictory.status_code == 422 and "min_baseline_sessions" in str(contradictory.json)
     saved = admin.put(f"/api/clinics/{CLINIC}/alert-settings", json=body)
     assert saved.status_code == 200
-    assert saved.json["effective"]["rapport-short"]["drop_vs_previous"]["min_drop"] == 1
-    assert saved.json["effective"]["rapport-short"]["below_cutoff"]["enabled"] is False
-    assert supervisor.get(f"/api/clinics/{CLINIC}/alert-settings").json["overrides"] == body["rules"]
+    assert saved.json["effective"]["budget"]["false_alerts_per_counselor_month"] == 2
+    assert saved.json["effective"]["rules"]["below_cutoff"]["push"] is True
+    [calibration] = saved.json["calibrations"]
+    assert calibration["instrument_id"] == "rapport-short" and calibration["source"] == "instrument"
+    assert 0 < calibration["k"] < 5
+    assert supervisor.get(f"/api/clinics/{CLINIC}/alert-settings").json["overrides"] == body
 
-    # Session 5: 20 of 30, below the cutoff, two points under session 4.
+    # Session 5: 20 of 30, below the cutoff and far under the client's usual 29.
     handlers.handle_feedback_batch([feedback(org, caseload["falling"], caseload["counselor"], 5, 8, 4, 8)],
                                    lambda messages: None)
-    rules = {a.rule for a in Alert.objects(org_id=org, session_number=5)}
-    assert "below_cutoff" not in rules and "drop_vs_previous" in rules
+    [alert] = Alert.objects(org_id=org, session_number=5)
+    assert alert.rules == ["rupture", "below_cutoff"]
+
+
+def test_an_admin_previews_what_settings_would_have_sent_before_saving(scoring, caseload):
+    org = caseload["org"]
+    admin = as_(scoring, "adm", org, "admin", clinics=())
+    preview = admin.post(f"/api/clinics/{CLINIC}/alert-settings/preview?months=3",
+                         json={"rules": {"below_cutoff": {"push": True}}})
+    assert preview.status_code == 200
+    body = preview.json
+    assert (body["months"], body["sessions"]) == (3, 6)
+    assert (body["current"]["change_alerts"], body["current"]["level_notices"]) == (1, 0)
+    assert body["proposed"]["level_notices"] == 0 and body["proposed"]["change_alerts"] == 1
+    assert "alerts per counselor-month over the last 3 months" in body["summary"]
+    assert as_(scoring, "adm", org, "admin").get(f"/api/clinics/{CLINIC}/alert-settings").json["overrides"] == {}
+    assert admin.post(f"/api/clinics/{CLINIC}/alert-settings/preview", json={"budget": {"x": 1}}).status_code == 422
+    counselor = as_(scoring, caseload["counselor"], org, "counselor")
+    assert counselor.post(f"/api/clinics/{CLINIC}/alert-settings/preview", json={}).status_code == 403
 
 
 def test_fhir_export_of_a_clients_responses(scoring, caseload):
@@ -165,13 +198,13 @@ def test_chart_and_pages_show_the_fall(scoring, caseload):
     assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
     root = ET.fromstring(chart.data)
     desc = root.find("{http://www.w3.org/2000/svg}desc").text
-    assert "Cutoff 27; below it at session(s) 4" in desc and "session 4: below cutoff" in desc
+    assert "Cutoff 27; flagged below it at session(s) 4" in desc and "session 4: rupture" in desc
     assert counselor.get("/charts/trajectory.svg?client_id=bad id").status_code == 422
     overview = counselor.get("/alliance")
     assert overview.status_code == 200
     page = overview.get_data(as_text=True)
-    assert caseload["falling"] in page and "reliable drop" in page and "start small" in page
-    assert 'badge-medium">below cutoff' in page  # the falling client's last session
+    assert caseload["falling"] in page and "fell below their usual" in page and "start small" in page
+    assert '>below cutoff</span>' in page  # the falling client's last session is flagged
     assert caseload["steady"] not in page  # a colleague's client
     trajectory = counselor.get(f"/alliance/trajectory?{dyad}")
     assert trajectory.status_code == 200 and "/charts/trajectory.svg" in trajectory.get_data(as_text=True)

@@ -8,8 +8,8 @@ TRAJECTORY = {
     "points": [
         {"session_number": 1, "total": 29, "subscales": {"goal": 10, "task": 10, "bond": 9}, "alerts": []},
         {"session_number": 2, "total": 28, "subscales": {"goal": 9, "task": 10, "bond": 9}, "alerts": []},
-        {"session_number": 3, "total": 22, "subscales": {"goal": 9, "task": 4, "bond": 9},
-         "alerts": ["below_cutoff", "reliable_drop"]},
+        {"session_number": 3, "total": 22, "subscales": {"goal": 9, "task": 4, "bond": 9}, "below_cutoff": True,
+         "alerts": ["rupture", "persistently_low"]},
     ],
 }
 
@@ -23,7 +23,11 @@ def test_the_chart_is_standalone_svg_with_every_line_the_cutoff_and_alert_marker
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert "cutoff 27" in texts and {"Total", "Goal", "Task", "Bond", "Alert"} <= set(texts)
     markers = [g for g in root.iter(f"{SVG}g") if g.get("class") == "alert-marker"]
-    assert [m.find(f"{SVG}title").text for m in markers] == ["Session 3: below cutoff, reliable drop"]
+    assert [m.find(f"{SVG}title").text for m in markers] == ["Session 3: rupture, persistently low"]
+    # The level flag is a ring of its own, not an alert.
+    flags = [g for g in root.iter(f"{SVG}g") if g.get("class") == "flag-marker"]
+    assert [f.find(f"{SVG}title").text for f in flags] == ["Session 3: below the cutoff"]
+    assert "Below cutoff" in texts
     # The lowest total sits lowest on the chart (SVG y grows downwards).
     ys = [float(p.split(",")[1]) for p in lines["line-total"]]
     assert ys[2] > ys[0]
@@ -32,8 +36,8 @@ def test_the_chart_is_standalone_svg_with_every_line_the_cutoff_and_alert_marker
 def test_the_text_alternative_says_what_the_chart_shows():
     text = describe(TRAJECTORY)
     assert "totals by session 1: 29, 2: 28, 3: 22" in text
-    assert "below it at session(s) 3" in text
-    assert "session 3: below cutoff, reliable drop" in text
+    assert "flagged below it at session(s) 3" in text
+    assert "session 3: rupture, persistently low" in text
     root = ET.fromstring(render_trajectory(TRAJECTORY))
     assert root.find(f"{SVG}desc").text == text and "c-1" in root.find(f"{SVG}title").text
 

@@ -5,13 +5,13 @@ from flask_smorest import Blueprint
 
 from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
-from services.common.web import guard, require_identity
+from services.common.web import guard, kafka_ext, require_identity
 
 from . import queries
 from .notifications import acknowledge
 from .preferences import dump, preferences_for, replace_preferences
-from .schemas import (InboxQuerySchema, NotificationSchema, PreferencesSchema, SupervisionQuerySchema,
-                      SupervisionSchema, UnreadCountSchema)
+from .schemas import (AcknowledgeSchema, InboxQuerySchema, NotificationSchema, PreferencesSchema,
+                      SupervisionQuerySchema, SupervisionSchema, UnreadCountSchema)
 
 inbox = Blueprint("inbox", __name__, url_prefix="/api/inbox",
                   description="The signed-in user's notifications (identity from the token)")
@@ -44,10 +44,13 @@ def get_notification(notification_id):
 
 @inbox.post("/<notification_id>/ack")
 @guard()
+@inbox.arguments(AcknowledgeSchema, required=False)
 @inbox.response(200, NotificationSchema)
-def acknowledge_notification(notification_id):
-    """The recipient acknowledges; repeating it keeps the first time. Stops a pending escalation."""
-    return acknowledge(queries.own_notification(require_identity(), notification_id), utcnow())
+def acknowledge_notification(data, notification_id):
+    """The recipient acknowledges, saying for an alliance alert what they did (optional); repeating it keeps
+    the first time and answer. Stops a pending escalation."""
+    return acknowledge(queries.own_notification(require_identity(), notification_id), utcnow(),
+                       (data or {}).get("action"), kafka_ext.send)
 
 
 preferences = Blueprint("preferences", __name__, url_prefix="/api/preferences",

@@ -92,7 +92,8 @@ def webhook_body(n: Notification) -> bytes:
     return json.dumps({
         "notification_id": n.id, "kind": n.kind, "severity": n.severity, "org_id": n.org_id,
         "clinic_id": n.clinic_id, "recipient_id": n.recipient_id, "client_id": n.client_id,
-        "counselor_id": n.counselor_id, "rule": n.rule, "dimension": n.dimension,
+        "counselor_id": n.counselor_id, "rule": n.rule, "rules": list(n.rules or []), "alert_id": n.alert_id,
+        "alert_kind": n.alert_kind, "dimension": n.dimension, "suggestion": n.suggestion,
         "session_number": n.session_number, "referral_id": n.referral_id, "link": n.link,
         "created_at": n.created_at.isoformat()}, separators=(",", ":"), sort_keys=True).encode()
 
@@ -102,10 +103,12 @@ def email_body(notifications: list[Notification], notify_url: str) -> str:
     for n in notifications:
         details = [domain.SUBJECTS.get(n.kind, n.kind), f"severity {n.severity}"]
         details += [f"dimension {n.dimension}"] if n.dimension else []
-        details += [f"rule {n.rule}"] if n.rule else []
+        details += [f"rules {', '.join(n.rules)}" if n.rules else f"rule {n.rule}"] if (n.rules or n.rule) else []
         details += [f"session {n.session_number}"] if n.session_number else []
-        lines += [" - ".join(details), f"  Client record: {n.link}",
-                  f"  Acknowledge: {notify_url.rstrip('/')}/inbox/{n.id}", ""]
+        lines += [" - ".join(details)]
+        lines += [f"  {domain.ALERT_KIND_WORDS[n.alert_kind]}."] if n.alert_kind in domain.ALERT_KIND_WORDS else []
+        lines += [f"  What to try first: {n.suggestion}"] if n.suggestion else []
+        lines += [f"  Client record: {n.link}", f"  Acknowledge: {notify_url.rstrip('/')}/inbox/{n.id}", ""]
     return "\n".join(lines)
 
 

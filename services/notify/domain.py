@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Iterable, Mapping
 from zoneinfo import ZoneInfo
@@ -52,10 +52,15 @@ class Draft:
     severity: str
     client_id: str
     counselor_id: str | None = None
+    # What raised it: the alert's first rule, or a referral's reason.
     rule: str | None = None
     dimension: str | None = None
     session_number: int | None = None
     referral_id: str | None = None
+    # For alliance alerts: scoring's alert, its kind (change, level, exit_interview) and every rule it lists.
+    alert_id: str | None = None
+    alert_kind: str | None = None
+    rules: tuple[str, ...] = ()
 
 
 def notification_id(source_event_id: str, recipient_id: str) -> str:
@@ -66,9 +71,11 @@ def notification_id(source_event_id: str, recipient_id: str) -> str:
 # --- routing: one function per event type, from the payload and the clinic's staff ----------------------
 
 def route_alliance_dropped(payload: Mapping) -> list[Draft]:
+    """One notification per alert: scoring makes one alert per session, whatever number of rules fired."""
     return [Draft(payload["counselor_id"], ALLIANCE_DROPPED, payload["severity"], payload["client_id"],
-                  counselor_id=payload["counselor_id"], rule=payload["rule"], dimension=payload.get("dimension"),
-                  session_number=payload["session_number"])]
+                  counselor_id=payload["counselor_id"], rule=payload["rules"][0], dimension=payload.get("dimension"),
+                  session_number=payload["session_number"], alert_id=payload["alert_id"],
+                  alert_kind=payload["kind"], rules=tuple(payload["rules"]))]
 
 
 def route_referral_recommended(payload: Mapping, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
@@ -103,8 +110,7 @@ def route_client_assigned(payload: Mapping) -> list[Draft]:
 
 
 def escalation_draft(original: Draft, supervisor_id: str) -> Draft:
-    return Draft(supervisor_id, ESCALATION, HIGH, original.client_id, counselor_id=original.counselor_id,
-                 rule=original.rule, dimension=original.dimension, session_number=original.session_number)
+    return replace(original, recipient_id=supervisor_id, kind=ESCALATION, severity=HIGH)
 
 
 def escalate_at(kind: str, severity: str, created_at: datetime, after: timedelta) -> datetime | None:
@@ -203,6 +209,14 @@ SUBJECTS = {
 
 def client_link(intake_url: str, client_id: str) -> str:
     return f"{intake_url.rstrip('/')}/clients/{client_id}"
+
+
+# What the alert says happened, in a counselor's words.
+ALERT_KIND_WORDS = {
+    "change": "The client rated the session clearly lower than their usual",
+    "level": "The alliance has stayed below the questionnaire's cutoff",
+    "exit_interview": "The exit interview suggests the fit is not right",
+}
 
 
 def subject(kind: str, severity: str, dimension: str | None) -> str:

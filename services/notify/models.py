@@ -5,6 +5,8 @@ from datetime import time
 import mongoengine as me
 
 from services.common.mongo import utcnow
+from services.common.outbox import OutboxDocument
+from services.common.repair import repair_suggestion
 
 from . import domain
 
@@ -32,9 +34,14 @@ class Notification(me.Document):
     dimension = me.StringField()
     session_number = me.IntField()
     referral_id = me.StringField()
+    alert_id = me.StringField()
+    alert_kind = me.StringField()
+    rules = me.ListField(me.StringField())
     link = me.StringField(required=True)
     created_at = me.DateTimeField(default=utcnow)
     acknowledged_at = me.DateTimeField()
+    # What the counselor did about an alliance alert, asked on acknowledging (services.common.repair).
+    action = me.StringField()
     deliveries = me.DictField()
     next_delivery_at = me.DateTimeField()
     escalate_at = me.DateTimeField()
@@ -47,7 +54,12 @@ class Notification(me.Document):
 
     def draft(self) -> domain.Draft:
         return domain.Draft(self.recipient_id, self.kind, self.severity, self.client_id, self.counselor_id,
-                            self.rule, self.dimension, self.session_number, self.referral_id)
+                            self.rule, self.dimension, self.session_number, self.referral_id, self.alert_id,
+                            self.alert_kind, tuple(self.rules or ()))
+
+    @property
+    def suggestion(self) -> str | None:
+        return repair_suggestion(self.dimension) if self.alert_id else None
 
     @property
     def status(self) -> str:
@@ -114,3 +126,15 @@ class RecipientPreferences(me.Document):
 
 def _clock(value: str | None) -> time | None:
     return time.fromisoformat(value) if value else None
+
+
+class AlertAcknowledgement(OutboxDocument):
+    """A counselor's acknowledgement of an alliance alert, kept until alert.acknowledged is published (the
+    worker's outbox relay sends what the API could not); id = the notification's."""
+
+    id = me.StringField(primary_key=True)
+    org_id = me.StringField(required=True)
+    alert_id = me.StringField(required=True)
+    action = me.StringField()
+    acknowledged_at = me.DateTimeField(required=True)
+    meta = {"collection": "alert_acknowledgements"}

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
-from services.common.outbox import insert_all_once
+from services.common.events import Topic, derived_id, make_event
+from services.common.outbox import Publish, insert_all_once, insert_once, outbox_entry, publish_or_defer
 
 from . import domain
 from .config import NotifySettings
-from .models import Notification, RecipientPreferences, StaffMember
+from .models import AlertAcknowledgement, Notification, RecipientPreferences, StaffMember
 
 log = logging.getLogger(__name__)
+PRODUCER = "notify"
+ACKNOWLEDGEMENT_NAMESPACE = uuid.UUID("0d6f1c8e-3b7a-4c55-9a0e-6f2d8b1e4c37")
 
 
 def preferences_of(org_id: str, staff_id: str) -> domain.Preferences:
@@ -54,7 +58,8 @@ def notifications_for(source_event_id: str, org_id: str, clinic_id: str, drafts:
             clinic_id=clinic_id, recipient_id=draft.recipient_id, kind=draft.kind, severity=draft.severity,
             client_id=draft.client_id, counselor_id=draft.counselor_id, source_event_id=source_event_id,
             rule=draft.rule, dimension=draft.dimension, session_number=draft.session_number,
-            referral_id=draft.referral_id, link=domain.client_link(intake_url, draft.client_id),
+            referral_id=draft.referral_id, alert_id=draft.alert_id, alert_kind=draft.alert_kind,
+            rules=list(draft.rules), link=domain.client_link(intake_url, draft.client_id),
             created_at=now, deliveries=deliveries, escalation_of=escalation_of,
             next_delivery_at=min((p.due_at for p in plans), default=None),
             escalate_at=domain.escalate_at(draft.kind, draft.severity, now,
@@ -62,10 +67,25 @@ def notifications_for(source_event_id: str, org_id: str, clinic_id: str, drafts:
     return created
 
 
-def acknowledge(notification: Notification, now: datetime) -> Notification:
-    """Acknowledge once; later calls keep the first time. Acknowledging also cancels the escalation."""
-    Notification.objects(id=notification.id, acknowledged_at=None).update_one(
-        set__acknowledged_at=now, unset__escalate_at=True)
+def acknowledge(notification: Notification, now: datetime, action: str | None = None,
+                publish: Publish | None = None) -> Notification:
+    """Acknowledge once; later calls keep the first time and answer. Acknowledging also cancels the
+    escalation. For an alliance alert, what the counselor did goes to scoring (alert.acknowledged), which
+    counts which repairs are followed by recovery."""
+    first = Notification.objects(id=notification.id, acknowledged_at=None).update_one(
+        set__acknowledged_at=now, set__action=action, unset__escalate_at=True)
+    if first and notification.alert_id and notification.kind == domain.ALLIANCE_DROPPED:
+        record = insert_once(AlertAcknowledgement(
+            id=notification.id, org_id=notification.org_id, alert_id=notification.alert_id, action=action,
+            acknowledged_at=now, pending_events=[outbox_entry(make_event(Topic.ALERT_ACKNOWLEDGED, {
+                "alert_id": notification.alert_id, "client_id": notification.client_id,
+                "counselor_id": notification.counselor_id or notification.recipient_id,
+                "acknowledged_by": notification.recipient_id, "action": action},
+                org_id=notification.org_id, clinic_id=notification.clinic_id, producer=PRODUCER,
+                event_id=derived_id(ACKNOWLEDGEMENT_NAMESPACE, notification.id), occurred_at=now),
+                key=notification.client_id)]))
+        if publish is not None:
+            publish_or_defer(record, publish)
     return Notification.objects.get(id=notification.id)
 
 

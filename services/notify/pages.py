@@ -7,7 +7,8 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from services.common.mongo import utcnow
-from services.common.web import require_page_identity, settings, signin_redirect
+from services.common.repair import ACTION_LABELS
+from services.common.web import kafka_ext, require_page_identity, settings, signin_redirect
 
 from . import domain, queries
 from .notifications import acknowledge
@@ -37,7 +38,8 @@ def notification_page(notification_id):
         # Scoring draws the chart; the page only embeds it (services never call each other).
         chart = f"{settings().scoring_url}/charts/trajectory.svg?" + urlencode(
             {"client_id": n.client_id, "counselor_id": n.counselor_id})
-    return render_template("notification.html", n=n, chart=chart,
+    return render_template("notification.html", n=n, chart=chart, actions=ACTION_LABELS,
+                           what_happened=domain.ALERT_KIND_WORDS.get(n.alert_kind),
                            may_acknowledge=n.recipient_id == identity.staff_id)
 
 
@@ -46,7 +48,10 @@ def acknowledge_page(notification_id):
     identity = require_page_identity()
     if identity is None:
         return signin_redirect()
-    acknowledge(queries.own_notification(identity, notification_id), utcnow())
+    action = request.form.get("action") or None
+    if action is not None and action not in ACTION_LABELS:
+        action = "other"
+    acknowledge(queries.own_notification(identity, notification_id), utcnow(), action, kafka_ext.send)
     return redirect(url_for("pages.notification_page", notification_id=notification_id), 303)
 
 

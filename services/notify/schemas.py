@@ -4,6 +4,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
+from services.common.events import REPAIR_ACTIONS
 from services.common.schemas import IdField, RequestSchema, ResponseSchema
 
 from . import domain
@@ -37,19 +38,29 @@ class NotificationSchema(ResponseSchema):
     client_id = fields.String()
     counselor_id = fields.String(allow_none=True)
     source_event_id = fields.String()
-    rule = fields.String(allow_none=True)
+    rule = fields.String(allow_none=True, metadata={"description": "An alert's first rule or a referral's reason"})
+    rules = fields.List(fields.String(), metadata={"description": "Every rule the alert lists"})
+    alert_id = fields.String(allow_none=True)
+    alert_kind = fields.String(allow_none=True, metadata={"description": "change, level or exit_interview"})
     dimension = fields.String(allow_none=True)
+    suggestion = fields.String(allow_none=True, metadata={"description": "What to try first, for the dimension"})
     session_number = fields.Integer(allow_none=True)
     referral_id = fields.String(allow_none=True)
     link = fields.String(metadata={"description": "The client's page on intake"})
     created_at = fields.AwareDateTime()
     acknowledged_at = fields.AwareDateTime(allow_none=True)
+    action = fields.String(allow_none=True, metadata={"description": "What the counselor did (on acknowledging)"})
     status = fields.String(metadata={"description": "delivered, pending, failed (a channel gave up) or "
                                                     "uncertain (a send was interrupted and not repeated)"})
     deliveries = fields.Dict(keys=fields.String(), values=fields.Nested(DeliverySchema))
     escalated_at = fields.AwareDateTime(allow_none=True)
     escalated_to = fields.String(allow_none=True)
     escalation_of = fields.String(allow_none=True)
+
+
+class AcknowledgeSchema(RequestSchema):
+    action = fields.String(validate=validate.OneOf(REPAIR_ACTIONS), load_default=None, allow_none=True,
+                           metadata={"description": "For an alliance alert: what was done about it"})
 
 
 class UnreadCountSchema(ResponseSchema):

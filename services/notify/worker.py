@@ -1,8 +1,8 @@
 """Notify's worker: `python -m services.notify.worker`.
 
-One process, two threads (services.common.worker.Worker): the ConsumerLoop turns events into notifications
+One process, three threads (services.common.worker.Worker): the ConsumerLoop turns events into notifications
 and keeps the recipient read model; the dispatcher, a periodic task, sends due deliveries and escalates
-overdue alerts. Both work only from what the database says, so either may be killed at any moment and
+overdue alerts; the outbox relay publishes acknowledgements the API could not. Both work only from what the database says, so either may be killed at any moment and
 resumes where it stopped.
 """
 from __future__ import annotations
@@ -13,13 +13,14 @@ from services.common.worker import PeriodicTask, Worker, run
 from .config import notify_settings
 from .delivery import Dispatcher
 from .handlers import EVENT_HANDLERS
+from .models import AlertAcknowledgement
 
 
 def build_worker(settings: Settings | None = None) -> Worker:
     settings = settings or Settings.load("notify")
     config = notify_settings()
     dispatcher = Dispatcher(settings, config)
-    return Worker("notify", handlers=EVENT_HANDLERS, settings=settings,
+    return Worker("notify", handlers=EVENT_HANDLERS, settings=settings, outbox_documents=[AlertAcknowledgement],
                   tasks=[PeriodicTask("dispatcher", config.dispatch_poll_s, dispatcher.run_once)])
 
 

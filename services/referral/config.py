@@ -1,5 +1,5 @@
 """Matching configuration from the environment: `RAPPORT_REFERRAL_<FIELD>` overrides a MatchingConfig default,
-e.g. RAPPORT_REFERRAL_WEIGHT_FIT=0.4, RAPPORT_REFERRAL_REVIEW_RULES=sustained_decline,reliable_drop."""
+e.g. RAPPORT_REFERRAL_WEIGHT_FIT=0.4, RAPPORT_REFERRAL_REVIEW_RULES=persistently_low,sustained_decline."""
 from __future__ import annotations
 
 import os

@@ -38,8 +38,9 @@ class MatchingConfig:
     strong_fit_margin: float = 0.05
     # An exit-interview answer (1..5) at or below this says the fit is poor.
     poor_fit_max_answer: int = 2
-    # alliance.dropped rules that ask for a review of the match (a single low session does not).
-    review_rules: tuple[str, ...] = ("sustained_decline", "reliable_drop")
+    # alliance.dropped rules that ask for a review of the match: an alliance that stays below the cutoff, or
+    # keeps falling (a single low session does not).
+    review_rules: tuple[str, ...] = ("persistently_low", "sustained_decline", "reliable_drop")
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,8 @@ def exit_interview_shows_poor_fit(answers: Mapping[str, Any], config: MatchingCo
     return low or bool(answers["outside_expertise"]) or bool(answers["wants_someone_else"])
 
 
-def asks_for_review(rule: str, config: MatchingConfig) -> bool:
-    return rule in config.review_rules
+def asks_for_review(rules: Iterable[str], config: MatchingConfig) -> bool:
+    return any(rule in config.review_rules for rule in rules)
 
 
 # --- Measured fit ----------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ import requests
 
 from services.common.auth import Identity, issue_token
 from services.common.config import Settings
-from services.common.events import Topic, make_event, new_id
+from services.common.events import Topic, make_event
 from tests.integration.test_notify_harness import publish
+from tests.support.alerts import alliance_dropped
 from tests.support.kafka_reader import wait_for
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -34,10 +35,8 @@ def test_an_alert_on_kafka_is_in_the_inbox_and_acknowledged_in_the_browser(platf
 
     org, counselor, client_id = uuid.uuid4().hex, f"co-{uuid.uuid4().hex[:8]}", f"cl-{uuid.uuid4().hex[:8]}"
     publish(Settings.load("tests", {"kafka_bootstrap": platform.kafka_bootstrap}), [make_event(
-        Topic.ALLIANCE_DROPPED, {"alert_id": new_id(), "source_event_id": new_id(), "client_id": client_id,
-                                 "counselor_id": counselor, "session_number": 4, "instrument_id": "rapport-short",
-                                 "rule": "below_cutoff", "dimension": "bond", "severity": "high", "total": 19,
-                                 "threshold": 27}, org_id=org, clinic_id=CLINIC, producer="tests")])
+        Topic.ALLIANCE_DROPPED, alliance_dropped(client_id, counselor, session_number=4, dimension="bond"),
+        org_id=org, clinic_id=CLINIC, producer="tests")])
 
     [item] = wait_for(lambda: inbox(platform, org, counselor), 30)
     assert requests.get(f"{platform.urls['notify']}/api/inbox", timeout=10).status_code == 401

@@ -10,11 +10,12 @@ import pytest
 
 from services.common import mongo
 from services.common.auth import Identity
-from services.common.events import Topic, make_event, new_id
+from services.common.events import Topic, make_event
 from services.notify import domain
 from services.notify.app import create_app
 from services.notify.models import Notification, StaffMember
 from tests.integration.test_notify_harness import SmtpServer, publish
+from tests.support.alerts import alliance_dropped
 from tests.support.components import start_process
 from tests.support.kafka_reader import wait_for
 from tests.support.identity import bearer as bearer_for
@@ -52,10 +53,8 @@ def bearer(app, org, staff_id, role):
 
 
 def dropped(org, client, counselor="co-1"):
-    return make_event(Topic.ALLIANCE_DROPPED, {
-        "alert_id": new_id(), "source_event_id": new_id(), "client_id": client, "counselor_id": counselor,
-        "session_number": 2, "instrument_id": "rapport-short", "rule": "below_cutoff", "dimension": "goal",
-        "severity": "high", "total": 21, "threshold": 27}, org_id=org, clinic_id=CLINIC, producer="tests")
+    return make_event(Topic.ALLIANCE_DROPPED, alliance_dropped(client, counselor, dimension="goal"), org_id=org,
+                      clinic_id=CLINIC, producer="tests")
 
 
 def worker(tmp_path, env, name="notify-worker"):

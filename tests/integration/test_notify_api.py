@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 
 from services.common.auth import Identity, issue_token
-from services.common.events import Topic, decode_event, encode_event, make_event, new_id
+from services.common.events import Topic, decode_event, encode_event, make_event
 from services.notify.app import create_app
 from services.notify.config import NotifySettings
 from services.notify.delivery import Dispatcher
 from services.notify.handlers import EVENT_HANDLERS
-from services.notify.models import Notification, RecipientPreferences
+from services.notify.models import AlertAcknowledgement, Notification, RecipientPreferences
+from tests.support.alerts import alliance_dropped
 from tests.support.concurrency import at_once
+from tests.support.kafka_reader import events_on, wait_for
 
 CLINIC = "clinic-a"
 
@@ -36,10 +38,9 @@ def auth(app, org, staff_id, role, clinics=(CLINIC,)):
 
 
 def alert(org, counselor, client="cl-1", clinic=CLINIC, severity="high"):
-    e = make_event(Topic.ALLIANCE_DROPPED, {
-        "alert_id": new_id(), "source_event_id": new_id(), "client_id": client, "counselor_id": counselor,
-        "session_number": 3, "instrument_id": "rapport-short", "rule": "below_cutoff", "dimension": "bond",
-        "severity": severity, "total": 20, "threshold": 27}, org_id=org, clinic_id=clinic, producer="tests")
+    e = make_event(Topic.ALLIANCE_DROPPED, alliance_dropped(client, counselor, session_number=3, dimension="bond",
+                                                            severity=severity), org_id=org, clinic_id=clinic,
+                   producer="tests")
     EVENT_HANDLERS[e.type](decode_event(encode_event(e)), lambda *_: None)
     return Notification.objects.get(source_event_id=e.event_id)
 
@@ -97,6 +98,24 @@ def test_acknowledging_counts_down_unread_and_stops_the_escalation(notify, org):
     assert [n["id"] for n in unread] == [second.id]
     assert Notification.objects.get(id=first.id).escalate_at is None
     assert client.post("/api/inbox/nope/ack", headers=counselor).status_code == 404
+
+
+def test_acknowledging_an_alert_says_what_was_done_and_tells_scoring(components, notify, org):
+    item = alert(org, "co-1", "cl-7")
+    client, counselor = notify.test_client(), auth(notify, org, "co-1", "counselor")
+    refused = client.post(f"/api/inbox/{item.id}/ack", headers=counselor, json={"action": "talked a lot"})
+    assert refused.status_code == 422 and "action" in str(refused.get_json())
+    acked = client.post(f"/api/inbox/{item.id}/ack", headers=counselor, json={"action": "reagreed_goals"})
+    assert acked.status_code == 200 and acked.get_json()["action"] == "reagreed_goals"
+    again = client.post(f"/api/inbox/{item.id}/ack", headers=counselor, json={"action": "other"})
+    assert again.get_json()["action"] == "reagreed_goals"  # the first answer stands
+    assert acked.get_json()["suggestion"] and "empathy" in acked.get_json()["suggestion"]  # bond
+
+    [told] = wait_for(lambda: events_on(components.kafka_bootstrap, Topic.ALERT_ACKNOWLEDGED,
+                                        lambda e: e["org_id"] == org), 20)
+    assert told["payload"] == {"alert_id": item.alert_id, "client_id": "cl-7", "counselor_id": "co-1",
+                               "acknowledged_by": "co-1", "action": "reagreed_goals"}
+    assert AlertAcknowledgement.objects.get(id=item.id).pending_events == []
 
 
 def test_preferences_are_the_callers_and_the_webhook_secret_is_shown_once(notify, org):
@@ -171,8 +190,10 @@ def test_pages_show_the_inbox_and_embed_the_alliance_chart(notify, org):
     detail = client.get(f"/inbox/{item.id}").get_data(as_text=True)
     assert ('<img src="http://127.0.0.1:8002/charts/trajectory.svg?client_id=cl-42&amp;counselor_id=co-1"'
             in detail)
-    acked = client.post(f"/inbox/{item.id}/ack")
-    assert acked.status_code == 303 and Notification.objects.get(id=item.id).acknowledged_at is not None
+    assert "What did you do about it?" in detail and "Be patient" in detail  # a bond alert's suggestion
+    acked = client.post(f"/inbox/{item.id}/ack", data={"action": "discussed_alliance"})
+    stored = Notification.objects.get(id=item.id)
+    assert acked.status_code == 303 and stored.acknowledged_at is not None and stored.action == "discussed_alliance"
     assert client.get("/supervision").status_code == 403
 
 

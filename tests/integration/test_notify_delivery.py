@@ -15,6 +15,7 @@ from services.notify.delivery import Dispatcher
 from services.notify.handlers import EVENT_HANDLERS
 from services.notify.models import Notification, RecipientPreferences, StaffMember
 from tests.integration.test_notify_harness import publish, smtp_server, webhook_receiver  # noqa: F401 (fixtures)
+from tests.support.alerts import alliance_dropped
 from tests.support.kafka_reader import send_raw
 
 CLINIC = "clinic-a"
@@ -38,10 +39,8 @@ def event(type_, payload, org, clinic=CLINIC):
 
 
 def dropped(org, client, counselor, severity="high", session=2):
-    return event(Topic.ALLIANCE_DROPPED, {
-        "alert_id": new_id(), "source_event_id": new_id(), "client_id": client, "counselor_id": counselor,
-        "session_number": session, "instrument_id": "rapport-short", "rule": "below_cutoff",
-        "dimension": "task", "severity": severity, "total": 24, "threshold": 27}, org)
+    return event(Topic.ALLIANCE_DROPPED, alliance_dropped(client, counselor, severity=severity, session_number=session),
+                 org)
 
 
 def staff(org, staff_id, role, clinics=(CLINIC,), supervisor=None):
@@ -118,7 +117,7 @@ def test_each_event_type_is_routed_through_kafka_once_per_recipient(components, 
                           (co2, "referral_accepted"), (co1, "referral_accepted"), (fd1, "referral_accepted"),
                           (co3, "new_client"), (co4, "new_client")])
     alert = Notification.objects.get(org_id=org, kind="alliance_dropped")
-    assert alert.link.endswith("/clients/cl-1") and (alert.rule, alert.dimension) == ("below_cutoff", "task")
+    assert alert.link.endswith("/clients/cl-1") and (alert.rules, alert.dimension) == (["persistently_low"], "task")
 
 
 def test_a_redelivered_event_finds_its_notification_instead_of_making_another(notify_settings, unique):
@@ -206,8 +205,9 @@ def test_a_signed_webhook_is_retried_with_backoff_and_the_last_error_is_kept(not
     assert accepted["verified"] and accepted["delivery_id"] == key
     assert accepted["body"]["notification_id"] == key and accepted["body"]["client_id"] == "cl-1"
     assert set(accepted["body"]) == {"notification_id", "kind", "severity", "org_id", "clinic_id", "recipient_id",
-                                     "client_id", "counselor_id", "rule", "dimension", "session_number",
-                                     "referral_id", "link", "created_at"}
+                                     "client_id", "counselor_id", "rule", "rules", "alert_id", "alert_kind",
+                                     "dimension", "suggestion", "session_number", "referral_id", "link",
+                                     "created_at"}
     assert Notification.objects.get(id=key).deliveries["webhook"]["status"] == "sent"
 
 

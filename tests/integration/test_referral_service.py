@@ -16,6 +16,7 @@ from services.referral.handlers import EVENT_HANDLERS, referral_id_for
 from services.common.outbox import relay_pending
 from services.referral.models import (OUTBOX_DOCUMENTS, ClientView, CounselorFit, CounselorView, ParkedEvent,
                                       Referral)
+from tests.support.alerts import alliance_dropped
 from tests.support.components import free_port
 from tests.support.kafka_reader import events_on, read_topic, send_raw, wait_for
 from tests.support.identity import bearer as bearer_for
@@ -291,21 +292,19 @@ def test_measured_fit_shapes_the_ranking_and_its_reasons(db, producer, unique):
 
 # --- alliance drops ---------------------------------------------------------------------------------------
 
-def dropped(org, client_id, counselor_id, rule, alert):
-    return event(Topic.ALLIANCE_DROPPED, {
-        "alert_id": alert, "source_event_id": f"fb-{alert}", "client_id": client_id,
-        "counselor_id": counselor_id, "session_number": 5, "instrument_id": "rapport-short", "rule": rule,
-        "severity": "medium", "total": 20, "threshold": 27}, org)
+def dropped(org, client_id, counselor_id, rules, alert):
+    return event(Topic.ALLIANCE_DROPPED, alliance_dropped(client_id, counselor_id, rules=rules, alert_id=alert,
+                                                          session_number=5, severity="medium"), org)
 
 
-def test_a_sustained_decline_asks_once_to_review_the_match(components, db, producer, unique):
+def test_a_lasting_low_alliance_asks_once_to_review_the_match(components, db, producer, unique):
     org, client_id = f"o{unique}", f"cl-{unique}"
     handle_all([*directory_events(org), intake(org, client_id, "co-leaving")], producer.send)
 
-    single = dropped(org, client_id, "co-leaving", "below_cutoff", "a1")
-    other_counselor = dropped(org, client_id, "co-plain", "sustained_decline", "a2")
-    sustained = dropped(org, client_id, "co-leaving", "sustained_decline", "a3")
-    again = dropped(org, client_id, "co-leaving", "reliable_drop", "a4")
+    single = dropped(org, client_id, "co-leaving", ["rupture"], "a1")  # one low session: no review
+    other_counselor = dropped(org, client_id, "co-plain", ["persistently_low"], "a2")
+    sustained = dropped(org, client_id, "co-leaving", ["rupture", "persistently_low"], "a3")
+    again = dropped(org, client_id, "co-leaving", ["persistently_low"], "a4")
     handle_all([single, other_counselor, sustained, sustained, again], producer.send)
 
     [review] = Referral.objects(org_id=org, reason="alliance_decline")

@@ -20,12 +20,17 @@ STAFF = [
 ]
 
 
-def test_a_dropped_alliance_goes_to_the_clients_counselor_with_rule_and_dimension():
+def test_an_alert_is_one_notification_for_the_clients_counselor_with_its_rules_and_dimension():
     [draft] = domain.route_alliance_dropped({
-        "counselor_id": "co-1", "client_id": "cl-1", "severity": "high", "rule": "below_cutoff",
-        "dimension": "task", "session_number": 2})
+        "counselor_id": "co-1", "client_id": "cl-1", "severity": "high", "alert_id": "a-1", "kind": "change",
+        "rules": ["rupture", "persistently_low"], "dimension": "task", "session_number": 5})
     assert (draft.recipient_id, draft.kind, draft.severity) == ("co-1", "alliance_dropped", "high")
-    assert (draft.rule, draft.dimension, draft.session_number, draft.client_id) == ("below_cutoff", "task", 2, "cl-1")
+    assert (draft.rules, draft.rule, draft.alert_id, draft.alert_kind) == (
+        ("rupture", "persistently_low"), "rupture", "a-1", "change")
+    assert (draft.dimension, draft.session_number, draft.client_id) == ("task", 5, "cl-1")
+    escalated = domain.escalation_draft(draft, "sup-1")
+    assert (escalated.recipient_id, escalated.kind, escalated.severity) == ("sup-1", "escalation", "high")
+    assert (escalated.rules, escalated.alert_id, escalated.dimension) == (draft.rules, "a-1", "task")
 
 
 def test_a_recommendation_goes_to_the_active_supervisors_of_the_clinic_only():

@@ -179,10 +179,11 @@ def test_poor_fit_in_an_exit_interview(changes, poor):
     assert domain.exit_interview_shows_poor_fit({**EXIT, **changes}, CONFIG) is poor
 
 
-def test_only_sustained_rules_ask_for_a_review():
-    assert domain.asks_for_review("sustained_decline", MatchingConfig())
-    assert not domain.asks_for_review("below_cutoff", MatchingConfig())
-    assert domain.asks_for_review("below_cutoff", MatchingConfig(review_rules=("below_cutoff",)))
+def test_only_a_lasting_low_or_a_sustained_fall_asks_for_a_review():
+    assert domain.asks_for_review(["rupture", "persistently_low"], MatchingConfig())
+    assert domain.asks_for_review(["sustained_decline"], MatchingConfig())
+    assert not domain.asks_for_review(["rupture"], MatchingConfig())  # one low session: talk, not refer
+    assert domain.asks_for_review(["rupture"], MatchingConfig(review_rules=("rupture",)))
 
 
 # --- measured fit arithmetic ------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 ready). Idempotent: it looks at what intake already holds and only adds what is missing.
 
 North and South clinics, eight counselors with varied specialties and languages, a supervisor and a front desk
-per clinic, an admin, and demo clients; one client answers three feedback links with a dip in the third
-session (so scoring raises an alert and notify shows it in the counselor's inbox), another answers an exit
-interview that asks for someone else (so referral recommends a better-suited counselor).
+per clinic, an admin, and demo clients; one client answers four feedback links and the fourth falls well
+below the first three (so scoring raises an alert and notify shows it in the counselor's inbox), one stays
+below the questionnaire's cutoff for three sessions (flagged each time, one persistently-low notice), and
+another answers an exit interview that asks for someone else (so referral recommends a better-suited
+counselor).
 """
 from __future__ import annotations
 
@@ -65,13 +67,14 @@ COUNSELORS = [  # (login, name, clinics, supervisor, profile)
         "style_notes": "Integrative; works with medical teams.", "accepting_new_clients": False}),
 ]
 CLIENTS = [  # (first, last, clinic, counselor login, concerns, language, feedback sessions (goal, task, bond))
-    ("Avery", "Demo", NORTH, "ana", ["anxiety", "work"], "en", [(10, 10, 9), (9, 9, 9), (8, 6, 9)]),
+    ("Avery", "Demo", NORTH, "ana", ["anxiety", "work"], "en", [(10, 10, 9), (9, 10, 10), (10, 9, 10), (8, 5, 9)]),
     ("Blake", "Demo", NORTH, "ben", ["grief"], "en", [(9, 9, 10), (10, 9, 10)]),
-    ("Casey", "Demo", NORTH, "dev", ["depression", "loneliness"], "en", [(8, 9, 9)]),
+    ("Casey", "Demo", NORTH, "dev", ["depression", "loneliness"], "en", [(8, 9, 9), (8, 8, 9), (8, 9, 8)]),
     ("Dario", "Demo", SOUTH, "gabi", ["trauma"], "es", [(7, 7, 8)]),
     ("Eli", "Demo", SOUTH, "elena", ["ocd", "anxiety"], "en", []),
     ("Farah", "Demo", SOUTH, None, ["eating", "stress"], "ar", []),
 ]
+FALLING = "Avery"  # whose fourth session falls well below the first three: an alert in Ana's inbox
 EXIT_INTERVIEW = {"client": "Dario", "answers": {"comfortable": "2", "style_fit": "2", "confident_progress": "2",
                                                  "outside_expertise": "yes", "wants_someone_else": "yes"}}
 
@@ -135,7 +138,8 @@ def answer(link: dict, form: dict) -> None:
 
 
 def seed_clients(admin: str, desk: dict[str, str], staff: dict[str, str]) -> str | None:
-    """The demo clients, their sessions and answered links; returns the client whose alliance dips."""
+    """The demo clients, their sessions and answered links; returns the counselor of the client whose alliance
+    falls."""
     if all_pages("/api/clients", admin):
         return None
     dipping = None
@@ -154,17 +158,17 @@ def seed_clients(admin: str, desk: dict[str, str], staff: dict[str, str]) -> str
                 link = call("POST", f"/api/clients/{client['id']}/feedback-requests",
                             {"session_id": session["id"], "kind": "exit_interview"}, token)
                 answer(link, EXIT_INTERVIEW["answers"])
-        if len(sessions) == 3:
+        if first == FALLING:
             dipping = counselor
     return dipping
 
 
 def wait_for_the_alert(counselor: str) -> bool:
-    """The dip travels intake -> Kafka -> scoring -> Kafka -> notify; give it a few seconds."""
+    """The fall travels intake -> Kafka -> scoring -> Kafka -> notify; give it a few seconds."""
     token = sign_in(counselor)
     for _ in range(40):
         try:
-            if call("GET", "/api/inbox", token=token, base=NOTIFY):
+            if call("GET", "/api/inbox?kind=alliance_dropped", token=token, base=NOTIFY):
                 return True
         except urllib.error.URLError:
             pass
@@ -180,9 +184,9 @@ def main() -> int:
     dipping = seed_clients(admin, desk, staff)
     if dipping:
         arrived = wait_for_the_alert(dipping)
-        print("Demo data seeded: 6 clients, 7 answered feedback links and an exit interview; "
-              + ("the dip in Avery's third session is in Ana's inbox." if arrived else
-                 "the alert for Avery's dip is still on its way."))
+        print("Demo data seeded: 6 clients, 11 answered feedback links and an exit interview; "
+              + ("the fall in Avery's fourth session is in Ana's inbox." if arrived else
+                 "the alert for Avery's fall is still on its way."))
     else:
         print("Demo data already seeded.")
     print(f"\nDemo logins (password for all: {PASSWORD}), sign in at {INTAKE}/signin")

@@ -14,7 +14,7 @@ from tests.support.kafka_reader import wait_for
 
 ROLES = ("admin", "supervisor", "counselor", "front_desk")
 PASSWORD = "security-suite-password-1"
-LOW_ANSWERS = {"goal-1": 1, "task-1": 1, "bond-1": 1}    # below the cutoff: raises an alert
+LOW_ANSWERS = {"goal-1": 1, "task-1": 1, "bond-1": 1}    # below the cutoff: an alert where pushed
 HIGH_ANSWERS = {"goal-1": 9, "task-1": 9, "bond-1": 9}
 # Clients registered per clinic beyond the first two, each bringing an open referral that a test may decide.
 SPARE_REFERRALS = {0: 20, 1: 6}  # by clinic position: the matrix decides many in its own clinic
@@ -149,6 +149,11 @@ def _seed_clients(urls: dict[str, str], clinic: Clinic) -> None:
     session = call("POST", f"{intake}/api/clients/{client['id']}/sessions", 201, headers=desk,
                    json={"held_on": "2026-03-02"})
     clinic.objects["session"] = session["id"]
+    # The clinic sends every session below the cutoff to the inbox, so that one low session makes an alert
+    # (by default only a lasting low one does). An admin signed in after the clinic was made carries it.
+    admin = bearer(Identity(clinic.staff["admin"], clinic.org_id, (clinic.id,), "admin"))
+    call("PUT", f"{urls['scoring']}/api/clinics/{clinic.id}/alert-settings", 200, headers=admin,
+         json={"rules": {"below_cutoff": {"push": True}}})
     feedback = call("POST", f"{intake}/api/feedback", 201, headers=desk, json={
         "client_id": client["id"], "session_number": session["number"], "answers": LOW_ANSWERS})
     clinic.objects["feedback"] = feedback["id"]

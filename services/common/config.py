@@ -55,8 +55,10 @@ class Settings:
     environment: str = "development"
     # Shared by every service: intake signs staff tokens with it, every service verifies them.
     jwt_secret: str = DEVELOPMENT_JWT_SECRET
-    # A signed-in session (token) lapses after this long without a request.
+    # A signed-in session (token) lapses after this long without a request ...
     session_idle_minutes: int = 30
+    # ... and ends this long after the sign-in, however active.
+    session_max_hours: int = 12
     # Where each service's pages are reachable from a browser, for links between them (and sign-in).
     intake_url: str = "http://127.0.0.1:8001"
     scoring_url: str = "http://127.0.0.1:8002"

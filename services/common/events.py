@@ -252,6 +252,8 @@ class StaffUpdatedV1(PayloadSchema):
     clinic_ids = fields.List(Id(), required=True)
     supervisor_id = Id(load_default=None, allow_none=True)
     active = fields.Boolean(load_default=True)
+    # Tokens issued with an older version are revoked (services/common/sessions.py).
+    token_version = fields.Integer(validate=validate.Range(min=0), load_default=0)
 
 
 # (type, version) -> payload schema. The type of an event is the name of the topic it travels on.

@@ -35,9 +35,11 @@ class PeriodicTask:
 class Worker:
     def __init__(self, service: str, handlers: dict[str, Handler] | None = None,
                  outbox_documents: Sequence[type[me.Document]] = (), tasks: Sequence[PeriodicTask] = (),
-                 settings: Settings | None = None):
+                 settings: Settings | None = None, migrations: Sequence[Callable[[], None]] = ()):
         self.settings = settings or Settings.load(service)
         self._handlers, self._outbox_documents, self._tasks = handlers, list(outbox_documents), list(tasks)
+        # Idempotent changes to the service's database that a new version needs, run at every start.
+        self._migrations = list(migrations)
         self._stopping = threading.Event()
         self.loop: ConsumerLoop | None = None
         self._threads: list[threading.Thread] = []
@@ -59,6 +61,8 @@ class Worker:
         settings = self.settings
         configure_logging(settings.service, settings.log_level)
         mongo.connect(settings)
+        for migrate in self._migrations:
+            migrate()
         if settings.worker_http_port:
             self._serve_probes()
         wait_for_broker(settings)

@@ -13,9 +13,9 @@ from services.common.schemas import QuerySetPage
 from services.common.web import guard, kafka_ext, require_identity, settings
 
 from . import domain, handlers, links
-from .accounts import sign_in, throttle
+from .accounts import SignInAmbiguous, record_throttled, sign_in, throttle
 from .commands import (AssignCounselor, CreateClinic, CreateFeedbackRequest, CreateStaff, RecordSession,
-                       RegisterClient, SubmitFeedback, UpdateClinic, UpdateStaff)
+                       RegisterClient, SignOut, SubmitFeedback, UpdateClinic, UpdateStaff)
 from .directory import counselor_views, search_counselors
 from .models import Client, Clinic, ExitInterview, FeedbackRequest, FeedbackSubmission, Session
 from .schemas import (AssignmentRequestSchema, ClientQuerySchema, ClientSchema, ClinicSchema, ClinicUpdateSchema,
@@ -46,6 +46,10 @@ def domain_errors():
         yield
     except domain.NotFound:
         abort(404)
+    except domain.Forbidden as exc:
+        abort(403, errors={"json": {exc.field: [exc.message]}})
+    except domain.Conflict as exc:
+        abort(409, errors={"json": {exc.field: [f"{exc.message} ({exc.existing})"]}})
     except domain.Refused as exc:
         abort(422, errors={"json": {exc.field: [exc.message]}})
     except domain.AnswersInvalid as exc:
@@ -63,17 +67,31 @@ def run(cmd):
 @auth.arguments(TokenRequestSchema)
 @auth.response(200, TokenSchema)
 @auth.alt_response(401, description="Unknown e-mail or wrong password")
+@auth.alt_response(409, description="The e-mail opens accounts of several organisations: send org_id")
 @auth.alt_response(429, description="Too many attempts for this account or address; see Retry-After")
 def create_token(data):
     """Exchange a staff member's e-mail and password for a bearer token (JWT) every service accepts."""
     decision = throttle(data["email"], request.remote_addr)
     if not decision.allowed:
+        record_throttled(data["email"], g.get("request_id"))
         return too_many(decision)
-    identity = sign_in(data["email"], data["password"], g.get("request_id"))
+    try:
+        identity = sign_in(data["email"], data["password"], g.get("request_id"), data["org_id"])
+    except SignInAmbiguous:
+        abort(409, errors={"json": {"org_id": [
+            "This e-mail and password open accounts of more than one organisation: name the organisation."]}})
     if identity is None:
         abort(401, message="Unknown e-mail or wrong password.")
     s = settings()
     return {"token": issue_token(s, identity), "token_type": "Bearer", "expires_in": s.session_idle_minutes * 60}
+
+
+@auth.post("/signout")
+@guard()
+@auth.response(204)
+def sign_out():
+    """End every session of the caller, on every device: their tokens stop working in every service."""
+    run(SignOut(caller()))
 
 
 @auth.get("/me")
@@ -125,12 +143,11 @@ def list_staff():
 
 
 @staff.post("")
-@guard("admin", "supervisor")
+@guard("admin")
 @staff.arguments(StaffSchema)
 @staff.response(201, StaffSchema)
 def create_staff(data):
-    """Add a staff member; publishes `staff.updated` (and `counselor.updated` for counselors).
-    Admins add anyone; supervisors add counselors."""
+    """Add a staff member (admins); publishes `staff.updated` (and `counselor.updated` for counselors)."""
     return run(CreateStaff(caller(), **data))
 
 
@@ -147,7 +164,9 @@ def get_staff(staff_id):
 @staff.arguments(StaffUpdateSchema)
 @staff.response(200, StaffSchema)
 def update_staff(data, staff_id):
-    """Change role, clinics, supervisor, password or deactivate; publishes `staff.updated`."""
+    """Change role, clinics, supervisor, password or deactivate (admins; supervisors change a counselor's
+    name and directory entry only); publishes `staff.updated`. A new role, clinics or password, or a
+    deactivation, ends the member's sessions."""
     return run(UpdateStaff(caller(), staff_id, data))
 
 

@@ -44,6 +44,12 @@ class UpdateStaff:
 
 
 @dataclass(frozen=True)
+class SignOut:
+    """End every session of the signed-in staff member (on every device)."""
+    actor: Identity
+
+
+@dataclass(frozen=True)
 class RegisterClient:
     actor: Identity
     clinic_id: str

@@ -44,6 +44,23 @@ class Refused(ValueError):
         self.field, self.message = field, message
 
 
+class Forbidden(PermissionError):
+    """The caller's role may not make this change; `field` names what they may not set."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+class Conflict(ValueError):
+    """The request would make a second of what there may be only one; `field` names the input, `existing` the
+    id of what is there already."""
+
+    def __init__(self, field: str, message: str, existing: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message, self.existing = field, message, existing
+
+
 class AnswersInvalid(ValueError):
     """A client's answers do not fit the questionnaire; `errors` maps each field to a message."""
 
@@ -178,10 +195,17 @@ def next_session_number(existing: Sequence[int]) -> int:
     return max(existing, default=0) + 1
 
 
-def check_staff_change(actor_role: str, target_role: str) -> None:
-    """Only admins manage staff; supervisors may add and edit counselors (the directory)."""
+# What a supervisor may change of a counselor in their clinics: the directory entry. Accounts - passwords,
+# roles, clinics, supervisors, activation - are an administrator's, who sees every clinic of the
+# organisation: a supervisor of one clinic must not reach a counselor's other clinics through them.
+SUPERVISOR_EDITABLE = frozenset({"counselor", "display_name"})
+
+
+def check_staff_change(actor_role: str, target_role: str, changed: frozenset[str]) -> None:
     if actor_role == "admin":
         return
-    if actor_role == "supervisor" and target_role == "counselor":
-        return
-    raise Refused("role", "You may not create or change staff with this role.")
+    if actor_role != "supervisor" or target_role != "counselor":
+        raise Forbidden("role", "Only an administrator manages this staff member.")
+    beyond = sorted(changed - SUPERVISOR_EDITABLE)
+    if beyond:
+        raise Forbidden(beyond[0], "Only an administrator changes this.")

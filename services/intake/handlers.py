@@ -11,15 +11,18 @@ from typing import Any, Callable
 import mongoengine as me
 from pymongo.errors import DuplicateKeyError
 
+import uuid
+
+from services.common import sessions
 from services.common.auth import Identity
-from services.common.events import CrossTenantEvent, Event, InvalidEvent, Topic, make_event, new_id
+from services.common.events import CrossTenantEvent, Event, InvalidEvent, Topic, derived_id, make_event, new_id
 from services.common.instruments import instrument_definitions
 from services.common.outbox import Publish, outbox_entry, publish_or_defer
 
 from . import domain
 from .accounts import hash_password, normalise_email
 from .commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateClinic,
-                       CreateFeedbackRequest, CreateStaff, RecordSession, RegisterClient, SubmitFeedback,
+                       CreateFeedbackRequest, CreateStaff, RecordSession, RegisterClient, SignOut, SubmitFeedback,
                        UpdateClinic, UpdateStaff)
 from .models import (Assignment, Client, Clinic, CounselorProfile, ExitInterview, FeedbackRequest,
                      FeedbackSubmission, Organisation, Session, Staff)
@@ -28,6 +31,11 @@ PRODUCER = "intake"
 # What of a client's preferences travels in intake.submitted; days and times stay here.
 EVENT_PREFERENCES = ("language", "modality", "counselor_gender")
 NEXT_SESSION_ATTEMPTS = 5  # tries at a client's next session number while concurrent recordings take it first
+# A session's rating has an id derived from the client and the session: one rating per session, whichever
+# way it comes (a link, another link, staff entering it), and a repeated one finds the first.
+RATING_NAMESPACE = uuid.UUID("9d2b7c0e-51f4-4a8e-8f3e-2c6a5b1d7e90")
+# Changes that end a staff member's sessions: what the token says about them is no longer true.
+SESSION_ENDING_CHANGES = ("role", "clinic_ids", "password_hash", "active")
 
 
 def _now() -> datetime:
@@ -120,7 +128,8 @@ def _check_supervisor(org_id: str, supervisor_id: str | None) -> None:
 
 
 def create_staff(cmd: CreateStaff, publish: Publish) -> Staff:
-    domain.check_staff_change(cmd.actor.role, cmd.role)
+    if cmd.actor.role != "admin":
+        raise domain.Forbidden("role", "Only an administrator adds staff.")
     _check_clinics(cmd.actor, cmd.clinic_ids)
     _check_supervisor(cmd.actor.org_id, cmd.supervisor_id)
     staff = Staff(id=new_id(), org_id=cmd.actor.org_id, email=normalise_email(cmd.email),
@@ -131,8 +140,9 @@ def create_staff(cmd: CreateStaff, publish: Publish) -> Staff:
     try:
         staff.save(force_insert=True)
     except (me.NotUniqueError, DuplicateKeyError):
-        raise domain.Refused("email", "A staff member with this e-mail exists already.") from None
+        raise domain.Refused("email", "A staff member of this organisation has this e-mail already.") from None
     publish_or_defer(staff, publish)
+    sessions.record(staff.org_id, staff.id, staff.token_version, staff.active, _now())
     return staff
 
 
@@ -140,8 +150,7 @@ def update_staff(cmd: UpdateStaff, publish: Publish) -> Staff:
     staff = scoped_staff(cmd.actor, cmd.staff_id)
     was_counselor = staff.role == "counselor"
     changes = dict(cmd.changes)
-    domain.check_staff_change(cmd.actor.role, staff.role)
-    domain.check_staff_change(cmd.actor.role, changes.get("role", staff.role))
+    domain.check_staff_change(cmd.actor.role, staff.role, frozenset(changes))
     if "clinic_ids" in changes:
         _check_clinics(cmd.actor, changes["clinic_ids"])
     if "supervisor_id" in changes:
@@ -149,6 +158,8 @@ def update_staff(cmd: UpdateStaff, publish: Publish) -> Staff:
     if "password" in changes:
         changes["password_hash"] = hash_password(changes.pop("password"))
     profile = changes.pop("counselor", None)
+    if any(name in changes and changes[name] != getattr(staff, name) for name in SESSION_ENDING_CHANGES):
+        changes["token_version"] = staff.token_version + 1
     for name, value in changes.items():
         setattr(staff, name, value)
     if staff.role == "counselor":
@@ -166,11 +177,22 @@ def update_staff(cmd: UpdateStaff, publish: Publish) -> Staff:
     return staff
 
 
+def sign_out(cmd: SignOut, publish: Publish) -> None:
+    """Raise the member's token version: every token they hold, on every device, stops working."""
+    staff = Staff.objects(id=cmd.actor.staff_id, org_id=cmd.actor.org_id).first()
+    if staff is None:
+        return
+    staff.token_version += 1
+    _save_with_events(staff, {"set__token_version": staff.token_version}, staff_events(staff), publish)
+
+
 def _save_with_events(staff: Staff, updates: dict, events: list[Event], publish: Publish) -> None:
     """One atomic update of the staff document: the change and the events announcing it."""
     entries = [outbox_entry(e, key=staff.id) for e in events]
     Staff.objects(id=staff.id).update_one(**updates, push_all__pending_events=entries)
     staff.reload()
+    # Intake's own services read the member's token state at once; the others hear of it from staff.updated.
+    sessions.record(staff.org_id, staff.id, staff.token_version, staff.active, _now())
     publish_or_defer(staff, publish)
 
 
@@ -180,7 +202,8 @@ def staff_events(staff: Staff, correlation_id: str | None = None) -> list[Event]
               "correlation_id": correlation_id}
     events = [make_event(Topic.STAFF_UPDATED, {
         "staff_id": staff.id, "role": staff.role, "clinic_ids": list(staff.clinic_ids),
-        "supervisor_id": staff.supervisor_id, "active": staff.active}, **common)]
+        "supervisor_id": staff.supervisor_id, "active": staff.active, "token_version": staff.token_version},
+        **common)]
     if staff.role == "counselor":
         events.append(_counselor_event(staff, correlation_id))
     return events
@@ -353,8 +376,17 @@ def submit_feedback(cmd: SubmitFeedback, publish: Publish) -> FeedbackSubmission
     answers, errors = domain.validate_answers(questionnaire(client.org_id, instrument_id), cmd.answers)
     if errors:
         raise domain.AnswersInvalid(errors)
-    return _store_feedback(new_id(), client.org_id, client.clinic_id, client.id, counselor_id,
-                           cmd.session_number, instrument_id, answers, cmd.actor.staff_id, publish)
+    rating_id = rating_id_for(client.id, cmd.session_number)
+    try:
+        return _store_feedback(rating_id, client.org_id, client.clinic_id, client.id, counselor_id,
+                               cmd.session_number, instrument_id, answers, cmd.actor.staff_id, publish)
+    except domain.LinkClosed:
+        raise domain.Conflict("session_number", f"Session {cmd.session_number} of this client is rated already.",
+                              rating_id) from None
+
+
+def rating_id_for(client_id: str, session_number: int) -> str:
+    return derived_id(RATING_NAMESPACE, client_id, session_number)
 
 
 def answer_feedback_link(cmd: AnswerFeedbackLink, publish: Publish) -> FeedbackSubmission:
@@ -362,8 +394,9 @@ def answer_feedback_link(cmd: AnswerFeedbackLink, publish: Publish) -> FeedbackS
     answers, errors = domain.validate_answers(questionnaire(request.org_id, request.instrument_id), cmd.answers)
     if errors:
         raise domain.AnswersInvalid(errors)
-    # The submission's id is the request's: a second answer (another tab, a replayed POST) cannot insert.
-    feedback = _store_feedback(request.id, request.org_id, request.clinic_id, request.client_id,
+    # One rating per session: a second answer (another tab, a replayed POST, another link for the same
+    # session, staff having entered it) cannot insert.
+    feedback = _store_feedback(rating_id_for(request.client_id, request.session_number), request.org_id, request.clinic_id, request.client_id,
                                request.counselor_id, request.session_number, request.instrument_id, answers,
                                None, publish)
     FeedbackRequest.objects(id=request.id).update_one(set__answered_at=feedback.created_at)
@@ -441,6 +474,7 @@ COMMAND_HANDLERS: dict[type, Callable[[Any, Publish], Any]] = {
     UpdateClinic: update_clinic,
     CreateStaff: create_staff,
     UpdateStaff: update_staff,
+    SignOut: sign_out,
     RegisterClient: register_client,
     AssignCounselor: assign_counselor,
     RecordSession: record_session,

@@ -44,16 +44,21 @@ class Staff(OutboxDocument):
 
     id = me.StringField(primary_key=True)
     org_id = me.StringField(required=True)
-    email = me.StringField(required=True, unique=True)
+    # Unique within the organisation only: one organisation must not learn from an answer that an address
+    # is taken in another. Signing in with an address two organisations use asks which one.
+    email = me.StringField(required=True)
     display_name = me.StringField(required=True)
     password_hash = me.StringField(required=True)
     role = me.StringField(required=True)
     clinic_ids = me.ListField(me.StringField())
     supervisor_id = me.StringField()
     active = me.BooleanField(default=True)
+    # Raised whenever the member's sessions must end (deactivated, new role, clinics or password, signed
+    # out); tokens carry the version they were issued with (services/common/sessions.py).
+    token_version = me.IntField(default=0)
     counselor = me.EmbeddedDocumentField(CounselorProfile)
     created_at = me.DateTimeField(default=utcnow)
-    meta = {"collection": "staff", "indexes": ["org_id"]}
+    meta = {"collection": "staff", "indexes": ["org_id", {"fields": ("org_id", "email"), "unique": True}]}
 
 
 class Assignment(me.EmbeddedDocument):
@@ -154,6 +159,13 @@ class ExitInterview(OutboxDocument):
     comment = me.StringField()
     created_at = me.DateTimeField(default=utcnow)
     meta = {"collection": "exit_interviews", "indexes": [("org_id", "client_id")]}
+
+
+def drop_global_email_index() -> None:
+    """Earlier versions made an e-mail unique across organisations (index email_1); per organisation now."""
+    collection = Staff._get_collection()
+    if "email_1" in collection.index_information():
+        collection.drop_index("email_1")
 
 
 # Every document class whose pending events the outbox relay must publish.

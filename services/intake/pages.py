@@ -12,15 +12,16 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
+from services.common import audit, ratelimit
 from services.common.events import CONCERNS, MODALITIES, URGENCIES
-from services.common.web import (clear_session_cookie, kafka_ext, require_page_identity, set_session_cookie,
-                                 settings, signin_redirect)
+from services.common.web import (clear_session_cookie, kafka_ext, require_page_identity,
+                                 set_session_cookie, settings, signin_redirect)
 
 from . import domain, handlers, links
-from .accounts import sign_in, throttle
+from .accounts import SignInAmbiguous, record_throttled, sign_in, throttle
 from .api import exit_interviews, link_url
 from .commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateFeedbackRequest,
-                       RecordSession, RegisterClient)
+                       RecordSession, RegisterClient, SignOut)
 from .directory import counselor_views, search_counselors
 from .models import Client, Clinic, FeedbackRequest, Session
 from .schemas import ClientSchema, CounselorQuerySchema, SessionSchema
@@ -55,27 +56,39 @@ def _safe_next(target: str | None) -> str:
 
 @pages.get("/signin")
 def signin_form():
-    return render_template("signin.html", next=request.args.get("next", ""), error=None, email="")
+    return render_template("signin.html", next=request.args.get("next", ""), error=None, email="", ask_org=False)
 
 
 @pages.post("/signin")
 def signin():
     email, target = request.form.get("email", ""), request.form.get("next", "")
+    org_id = request.form.get("org_id") or None
     decision = throttle(email, request.remote_addr)
     if not decision.allowed:
+        record_throttled(email, g.get("request_id"))
         minutes = -(-decision.retry_after_s // 60)
-        return render_template("signin.html", next=target, email=email,
+        return render_template("signin.html", next=target, email=email, ask_org=bool(org_id),
                                error=f"Too many attempts. Please wait {minutes} minutes and try again."), \
             429, {"Retry-After": str(decision.retry_after_s)}
-    identity = sign_in(email, request.form.get("password", ""), g.get("request_id"))
+    try:
+        identity = sign_in(email, request.form.get("password", ""), g.get("request_id"), org_id)
+    except SignInAmbiguous:
+        return render_template("signin.html", next=target, email=email, ask_org=True,
+                               error="This e-mail belongs to more than one organisation: enter the "
+                                     "organisation's id as well."), 409
     if identity is None:
-        return render_template("signin.html", next=target, email=email,
+        return render_template("signin.html", next=target, email=email, ask_org=bool(org_id),
                                error="That e-mail and password do not match an active account."), 401
     return set_session_cookie(redirect(_safe_next(target), 303), identity)
 
 
 @pages.post("/signout")
 def signout():
+    """Sign out: the session ends here and in every service, on every device of this staff member."""
+    identity = require_page_identity()
+    if identity is None:
+        return clear_session_cookie(signin_redirect())
+    handlers.handle(SignOut(identity), kafka_ext.send)
     return clear_session_cookie(redirect(url_for("intake_pages.signin_form"), 303))
 
 
@@ -88,8 +101,10 @@ def home():
         return signin_redirect()
     start_of_day = datetime.combine(date.today(), time(), timezone.utc)
     scoped = Client.objects(**handlers.client_scope(identity))
-    return render_template("home.html", today=scoped.filter(created_at__gte=start_of_day).order_by("-created_at"),
-                           recent=scoped.filter(created_at__lt=start_of_day).order_by("-created_at")[:20],
+    today = list(scoped.filter(created_at__gte=start_of_day).order_by("-created_at"))
+    recent = list(scoped.filter(created_at__lt=start_of_day).order_by("-created_at")[:20])
+    audit.reads(*(c.id for c in today + recent))
+    return render_template("home.html", today=today, recent=recent,
                            clinic_names=_clinic_names(identity), notice=NOTICES.get(request.args.get("done")))
 
 
@@ -239,8 +254,20 @@ def directory():
 
 # --- the client's pages (no account: the signed link is the key) ---
 
+# Requests to the clients' link pages per address in a window, across every process: a link is a long signed
+# token no one guesses, but an address trying thousands is refused early. A clinic's tablet shared by the
+# day's clients stays well below it.
+LINK_REQUESTS_PER_ADDRESS, LINK_WINDOW_S = 120, 10 * 60
+
+
 def _request_for(kind: str, token: str):
-    """The open request behind a link, or the page to show instead (expired, answered, not a link)."""
+    """The open request behind a link, or the page to show instead (expired, answered, not a link, or too
+    many requests from this address)."""
+    decision = ratelimit.hit("link-address", request.remote_addr or "unknown", LINK_REQUESTS_PER_ADDRESS,
+                             LINK_WINDOW_S)
+    if not decision.allowed:
+        return None, (render_template("link_closed.html", state="busy"), 429,
+                      {"Retry-After": str(decision.retry_after_s)})
     try:
         request_id = links.verify(settings().jwt_secret, kind, token)
         return handlers.open_request(request_id, kind), None

@@ -6,7 +6,8 @@ outbox relay for events the API could not publish itself, in one process.
 from services.common.worker import Worker, run
 
 from .handlers import EVENT_HANDLERS
-from .models import OUTBOX_DOCUMENTS
+from .models import OUTBOX_DOCUMENTS, drop_global_email_index
 
 if __name__ == "__main__":
-    run(Worker("intake", handlers=EVENT_HANDLERS, outbox_documents=OUTBOX_DOCUMENTS))
+    run(Worker("intake", handlers=EVENT_HANDLERS, outbox_documents=OUTBOX_DOCUMENTS,
+               migrations=[drop_global_email_index]))

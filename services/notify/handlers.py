@@ -11,6 +11,7 @@ from typing import Callable
 
 from pymongo.errors import DuplicateKeyError
 
+from services.common import sessions
 from services.common.config import Settings
 from services.common.events import CrossTenantEvent, Event, Topic
 from services.common.kafka import BatchHandler
@@ -99,6 +100,7 @@ def handle_client_assigned(event: Event, publish: Publish) -> None:
 def handle_staff_updated(event: Event, publish: Publish) -> None:
     p = event.payload
     _same_organisation(event, p["staff_id"], p.get("supervisor_id"))
+    sessions.handle_staff_updated(event, publish)
     _upsert_staff(event.org_id, p["staff_id"], event.occurred_at, role=p["role"], clinic_ids=p["clinic_ids"],
                   supervisor_id=p.get("supervisor_id"), active=p["active"])
 

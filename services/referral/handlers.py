@@ -9,6 +9,7 @@ import logging
 import uuid
 from typing import Any, Callable
 
+from services.common import sessions
 from services.common.events import Event, InvalidEvent, Topic, decode_event, derived_id, make_event
 from services.common.mongo import utcnow
 from services.common.outbox import Publish, insert_once, outbox_entry, publish_or_defer, publish_pending
@@ -196,6 +197,8 @@ EVENT_HANDLERS = {
     Topic.INTAKE_SUBMITTED.value: handle_intake_submitted,
     Topic.EXIT_INTERVIEW_SUBMITTED.value: handle_exit_interview_submitted,
     Topic.ALLIANCE_DROPPED.value: handle_alliance_dropped,
+    # Which staff tokens are revoked, for this service's API (services/common/sessions.py).
+    Topic.STAFF_UPDATED.value: sessions.handle_staff_updated,
 }
 
 COMMAND_HANDLERS: dict[type, Callable[[Any, Publish], Any]] = {

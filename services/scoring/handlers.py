@@ -14,6 +14,7 @@ from typing import Iterable
 
 from pymongo import UpdateOne
 
+from services.common import sessions
 from services.common.events import CrossTenantEvent, Event, InvalidEvent, Topic, derived_id, make_event
 from services.common.kafka import BatchHandler
 from services.common.mongo import update_each
@@ -326,4 +327,6 @@ EVENT_HANDLERS = {
     Topic.FEEDBACK_SUBMITTED.value: BatchHandler(handle_feedback_batch),
     Topic.EXIT_INTERVIEW_SUBMITTED.value: handle_exit_interview_submitted,
     Topic.ALERT_ACKNOWLEDGED.value: handle_alert_acknowledged,
+    # Which staff tokens are revoked, for this service's API (services/common/sessions.py).
+    Topic.STAFF_UPDATED.value: sessions.handle_staff_updated,
 }

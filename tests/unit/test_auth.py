@@ -10,8 +10,25 @@ SETTINGS = Settings.load("tests", environ={})
 ALICE = Identity(staff_id="s1", org_id="org-1", clinic_ids=("north",), role="counselor")
 
 
-def test_a_token_round_trips_to_the_same_identity():
-    assert verify_token(SETTINGS, issue_token(SETTINGS, ALICE)) == ALICE
+def test_a_token_round_trips_to_the_same_identity_and_session():
+    signed_in = ALICE.signed_in(datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1))
+    back = verify_token(SETTINGS, issue_token(SETTINGS, signed_in))
+    assert back == signed_in and back.session_id and back.token_version == 0
+    # A token issued without a session (an API client's first) starts one of its own.
+    assert verify_token(SETTINGS, issue_token(SETTINGS, ALICE)).session_id
+
+
+def test_a_session_ends_at_its_absolute_lifetime_however_active():
+    signed_in = ALICE.signed_in(datetime.now(timezone.utc) - timedelta(hours=SETTINGS.session_max_hours, minutes=1))
+    # Re-issued a minute ago (as on activity): still refused, the sign-in was too long ago.
+    refreshed = issue_token(SETTINGS, signed_in, now=datetime.now(timezone.utc) - timedelta(minutes=1))
+    with pytest.raises(AuthError, match="SessionEnded|ExpiredSignature"):
+        verify_token(SETTINGS, refreshed)
+    # And a token never outlives the session: issued close to its end, it expires with it.
+    near_end = ALICE.signed_in(datetime.now(timezone.utc) - timedelta(hours=SETTINGS.session_max_hours) +
+                               timedelta(minutes=5))
+    claims = jwt.decode(issue_token(SETTINGS, near_end), options={"verify_signature": False})
+    assert claims["exp"] <= near_end.signed_in_at.timestamp() + SETTINGS.session_max_hours * 3600
 
 
 def test_an_expired_token_is_rejected():

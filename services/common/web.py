@@ -1,32 +1,33 @@
 """What every service's Flask app shares: settings, OpenAPI, JSON errors, health and readiness, extensions."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import re
 import time
 from dataclasses import fields as dataclass_fields
+from datetime import timedelta
 from functools import wraps
 from typing import Any, Callable, Mapping
+from urllib.parse import urlencode, urlsplit
 
-from datetime import timedelta
-
-from urllib.parse import urlencode
-
-from flask import Blueprint, Flask, abort, current_app, g, jsonify, redirect, request
-from jinja2 import ChoiceLoader, PackageLoader
+from flask import Blueprint, Flask, abort, current_app, g, jsonify, redirect, render_template_string, request
 from flask_smorest import Api
+from jinja2 import ChoiceLoader, PackageLoader
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
 from . import audit, idempotency, mongo, ratelimit
-from .events import ID_PATTERN, current_correlation_id, new_id
-from .metrics import HTTP_LATENCY, HTTP_REQUESTS
-from .metrics import render as render_metrics
 from .auth import COOKIE_NAME, AuthError, Identity, issue_token, token_age, verify_token
 from .config import Settings
+from .events import ID_PATTERN, current_correlation_id, new_id
 from .kafka import BrokerProbe, EventProducer
 from .logs import configure_logging
+from .metrics import HTTP_LATENCY, HTTP_REQUESTS
+from .metrics import render as render_metrics
+from . import sessions
 
 log = logging.getLogger(__name__)
 API_SEND_TIMEOUT_S = 2.0
@@ -50,6 +51,7 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
     )
     app.config.update({k: v for k, v in config.items() if k not in SETTINGS_KEYS})
     app.extensions["rapport.settings"] = settings
+    app.jinja_env.globals["csrf_token"] = csrf_token
     api = Api(app)
     app.register_blueprint(health)
     app.register_blueprint(ui)
@@ -58,7 +60,9 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
     app.context_processor(_layout_context)
     app.register_error_handler(Exception, _unexpected_error)
     app.after_request(_refresh_session_cookie)
+    app.after_request(_protective_headers)
     app.before_request(_start_request)
+    app.before_request(_refuse_cross_site_writes)
     app.after_request(_finish_request)
     app.teardown_request(_end_correlation)
     mongo_ext.init_app(app)
@@ -86,13 +90,44 @@ def _start_request() -> None:
     g.request_started = time.perf_counter()
 
 
+# Deeper JSON than this is refused before it is parsed: Python's parser recurses once per level.
+MAX_JSON_DEPTH = 32
+
+
 def _require_json_body():
-    """An API body must be JSON: a form post or plain text to /api/ is a 415, not a confusing 422."""
+    """An API body must be JSON: a form post or plain text to /api/ is a 415, not a confusing 422; and JSON
+    nested deeper than any request of ours needs is a 400, not a parser's stack overflow."""
     if (request.path.startswith("/api/") and request.method in ("POST", "PUT", "PATCH")
             and request.content_length and not request.is_json):
         return jsonify(code=415, status="Unsupported Media Type",
                        errors={"headers": {"Content-Type": ["Send application/json."]}}), 415
+    if request.is_json and json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
+        return jsonify(code=400, status="Bad Request",
+                       errors={"json": [f"Nested more than {MAX_JSON_DEPTH} levels deep."]}), 400
     return None
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply a JSON text nests its arrays and objects, counted without parsing it (brackets inside
+    strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def _finish_request(response):
@@ -121,10 +156,11 @@ def current_identity() -> Identity | None:
             token, g.rapport_token_from_cookie = request.cookies[COOKIE_NAME], True
         if token:
             try:
-                g.rapport_identity = verify_token(settings(), token)
-                g.rapport_token = token
+                identity = verify_token(settings(), token)
             except AuthError:
-                g.rapport_identity = None
+                identity = None
+            if identity is not None and not sessions.revoked(identity):
+                g.rapport_identity, g.rapport_token = identity, token
     return g.rapport_identity
 
 
@@ -175,6 +211,8 @@ ui = Blueprint("rapport_ui", __name__, static_folder="static", static_url_path="
 
 
 def set_session_cookie(response, identity: Identity):
+    """The browser's token for the identity's session: a new session at sign-in (the identity has none yet),
+    the same session when re-issued on activity."""
     token = issue_token(settings(), identity)
     response.set_cookie(COOKIE_NAME, token, httponly=True, samesite="Lax", path="/",
                         secure=settings().environment != "development",
@@ -199,6 +237,93 @@ def _refresh_session_cookie(response):
     return response
 
 
+# --- cross-site requests ----------------------------------------------------------------------------------
+
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def csrf_token() -> str:
+    """The form token of the caller's session (every state-changing form carries it): derived from the
+    session id with the shared secret, so every service checks it without storing anything, and a new
+    sign-in gets a new one."""
+    identity = current_identity()
+    return session_form_token(settings(), identity.session_id) if identity is not None else ""
+
+
+def form_fields() -> dict[str, str]:
+    """A posted form's fields, without the form token (checked before the view ran)."""
+    return {k: v for k, v in request.form.to_dict().items() if k != CSRF_FIELD}
+
+
+def session_form_token(s: Settings, session_id: str) -> str:
+    return hmac.new(s.jwt_secret.encode(), f"csrf|{session_id}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def allowed_origins() -> set[str]:
+    s = settings()
+    urls = (s.intake_url, s.scoring_url, s.referral_url, s.notify_url, request.host_url)
+    return {f"{parts.scheme}://{parts.netloc}" for parts in map(urlsplit, urls)}
+
+
+def _refuse_cross_site_writes():
+    """SameSite=Lax is not enough: a sibling site (another port here, another subdomain in production) is
+    "same site". A state-changing request must come from one of Rapport's own origins when the browser says
+    where it comes from, and a form sent with the session cookie must carry the session's form token."""
+    if request.method not in UNSAFE_METHODS:
+        return None
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if source and source != "null":
+        parts = urlsplit(source)
+        if f"{parts.scheme}://{parts.netloc}" not in allowed_origins():
+            return _forbidden("The request came from another site.")
+    elif source == "null":
+        return _forbidden("The request came from an opaque origin.")
+    identity = current_identity()
+    if identity is not None and g.get("rapport_token_from_cookie") and not request.path.startswith("/api/"):
+        sent = request.form.get(CSRF_FIELD, "")
+        if not hmac.compare_digest(sent, session_form_token(settings(), identity.session_id)):
+            return _forbidden("The form has expired: open the page again and resend it.")
+    return None
+
+
+def _forbidden(message: str):
+    if request.path.startswith("/api/"):
+        return jsonify(code=403, status="Forbidden", message=message), 403
+    return render_template_string(FORBIDDEN_PAGE, message=message), 403
+
+
+FORBIDDEN_PAGE = """{% extends "base.html" %}{% block title %}Not sent{% endblock %}
+{% block content %}<h1>Not sent</h1><p role="alert">{{ message }}</p>{% endblock %}"""
+
+
+# --- headers ----------------------------------------------------------------------------------------------
+
+def _protective_headers(response):
+    """Every answer: no framing, no sniffing, no referrer to other sites, and nothing stored by a browser or
+    a proxy (a page or an answer may hold a client's data, and the back button after sign-out must not show
+    it). HTML pages get a Content-Security-Policy that allows no inline script; the SVG chart none at all."""
+    if request.path.startswith("/static/"):
+        return response
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = _page_policy()
+    else:
+        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+    return response
+
+
+def _page_policy() -> str:
+    # Pages embed the scoring service's chart and post the sign-out form to intake: their origins are the
+    # platform's own, listed by name (one origin behind the proxy in production, one port each locally).
+    own = " ".join(sorted(allowed_origins()))
+    return (f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: {own}; "
+            f"form-action 'self' {own}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
 def _cookies_set(response) -> set[str]:
     return {header.split("=", 1)[0] for header in response.headers.getlist("Set-Cookie")}
 
@@ -210,6 +335,9 @@ def _unexpected_error(error: Exception):
         # Nothing was accepted: the client may retry once the database is back.
         log.warning("database unavailable: %s", type(error).__name__)
         return jsonify(code=503, status="Service Unavailable"), 503, {"Retry-After": "5"}
+    if isinstance(error, RecursionError):
+        # Input nested beyond what any parser here can walk: the caller's to fix, not a server error.
+        return jsonify(code=400, status="Bad Request", errors={"json": ["Nested too deeply."]}), 400
     log.exception("unhandled error")
     body = {"code": 500, "status": "Internal Server Error"}
     return jsonify(body), 500

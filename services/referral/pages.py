@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from services.common.web import kafka_ext, require_page_identity, signin_redirect
+from services.common import audit
+from services.common.web import form_fields, kafka_ext, require_page_identity, signin_redirect
 
 from . import domain, handlers
 from .api import ALL_STAFF, DECIDERS
@@ -46,7 +47,7 @@ def decline(referral_id):
 
 def _decide(identity, schema, command):
     try:
-        data = schema().load(request.form.to_dict())
+        data = schema().load(form_fields())
     except ValidationError as exc:
         return _render(identity, error=f"Please check: {', '.join(sorted(exc.messages))}.", status=422)
     try:
@@ -62,7 +63,9 @@ def _decide(identity, schema, command):
 
 
 def _render(identity, message=None, error=None, status=200):
-    open_referrals = visible_referrals(identity).filter(status=domain.OPEN).order_by("-created_at", "id")
-    return render_template("referrals.html", referrals=list(open_referrals.limit(PAGE_SIZE)),
+    open_referrals = list(visible_referrals(identity).filter(status=domain.OPEN).order_by("-created_at", "id")
+                          .limit(PAGE_SIZE))
+    audit.reads(*(r.client_id for r in open_referrals))
+    return render_template("referrals.html", referrals=open_referrals,
                            can_decide=identity.role in DECIDERS, decline_reasons=domain.DECLINE_REASONS,
                            page_size=PAGE_SIZE, message=message, error=error), status

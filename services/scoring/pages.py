@@ -5,6 +5,7 @@ from flask import Blueprint, Response, abort, render_template, request
 from flask_smorest import abort as api_abort
 from marshmallow import ValidationError
 
+from services.common import audit
 from services.common.mongo import utcnow
 from services.common.repair import ACTION_LABELS, repair_suggestion
 from services.common.web import require_identity, require_page_identity, signin_redirect
@@ -30,6 +31,7 @@ def alliance():
     recent = list(Alert.objects(**where).order_by("-raised_at")[:RECENT_ALERTS])
     # Those whose last session was below the cutoff first.
     dyads = list(Dyad.objects(**where).order_by("-below_cutoff", "client_id")[:MAX_DYADS])
+    audit.reads(*(a.client_id for a in recent), *(d.client_id for d in dyads))
     return render_template("alliance.html", alerts=recent, dyads=dyads, suggestion=repair_suggestion,
                            actions=ACTION_LABELS)
 

@@ -4,6 +4,12 @@ from __future__ import annotations
 from services.common.auth import COOKIE_NAME
 from services.intake.models import Client
 from tests.integration.test_intake_api import PASSWORD, org, register  # noqa: F401  (the `org` fixture)
+from tests.support.identity import form_token
+
+
+def post_form(browser, path, data, **options):
+    """A form post as a browser sends it: with the form token of the signed-in session."""
+    return browser.post(path, data={**data, **form_token(browser.get("/").text)}, **options)
 
 
 def signed_in(org, email):
@@ -30,7 +36,8 @@ def test_sign_in_sets_an_httponly_session_cookie_and_sign_out_clears_it(org):
     assert response.headers["Location"] == "/counselors"
     assert browser.get("/").status_code == 200
 
-    signed_out = browser.post("/signout")
+    assert browser.post("/signout").status_code == 403  # without the form token: another site's form
+    signed_out = post_form(browser, "/signout", {})
     assert signed_out.status_code == 303
     assert f"{COOKIE_NAME}=;" in signed_out.headers["Set-Cookie"]
     assert browser.get("/").status_code == 302
@@ -53,7 +60,7 @@ def test_the_new_client_form_shows_each_error_next_to_its_field(org):
     browser, _ = signed_in(org, desk_email(org, org.north))
     before = Client.objects(org_id=org.id).count()
 
-    response = browser.post("/clients/new", data={"first_name": "Canary", "email": "nope", "language": "spanish"})
+    response = post_form(browser, "/clients/new", {"first_name": "Canary", "email": "nope", "language": "spanish"})
 
     assert response.status_code == 422
     for field in ("last_name", "email", "language", "concerns"):
@@ -65,7 +72,7 @@ def test_the_new_client_form_shows_each_error_next_to_its_field(org):
 
 def test_front_desk_registers_a_client_and_records_a_session_with_a_link(org):
     browser, _ = signed_in(org, desk_email(org, org.north))
-    response = browser.post("/clients/new", data={
+    response = post_form(browser, "/clients/new", {
         "first_name": "Robin", "last_name": "Page", "clinic_id": org.north, "concerns": ["anxiety", "work"],
         "urgency": "soon", "language": "en", "modality": "telehealth", "days": ["mon", "thu"],
         "counselor_id": org.counselor_north})
@@ -73,11 +80,11 @@ def test_front_desk_registers_a_client_and_records_a_session_with_a_link(org):
     client = Client.objects.get(org_id=org.id, last_name="Page")
     assert client.preferences["days"] == ["mon", "thu"] and client.counselor_id == org.counselor_north
 
-    page = browser.post(f"/clients/{client.id}/sessions", data={"held_on": "2026-03-02"}, follow_redirects=True)
+    page = post_form(browser, f"/clients/{client.id}/sessions", {"held_on": "2026-03-02"}, follow_redirects=True)
     assert "Session recorded." in page.text
     session_id = page.text.split('name="session_id" value="', 1)[1].split('"', 1)[0]
-    page = browser.post(f"/clients/{client.id}/links", data={"session_id": session_id, "kind": "feedback"},
-                        follow_redirects=True)
+    page = post_form(browser, f"/clients/{client.id}/links", {"session_id": session_id, "kind": "feedback"},
+                     follow_redirects=True)
     assert "Link created" in page.text and "/f/" in page.text
 
 
@@ -86,8 +93,8 @@ def test_another_clinics_client_page_is_not_found(org):
     browser, _ = signed_in(org, desk_email(org, org.south))
     response = browser.get(f"/clients/{client_id}")
     assert response.status_code == 404 and "Canary" not in response.text
-    assert browser.post(f"/clients/{client_id}/assignment",
-                        data={"counselor_id": org.counselor_south}).status_code == 404
+    assert post_form(browser, f"/clients/{client_id}/assignment",
+                     {"counselor_id": org.counselor_south}).status_code == 404
     assert "Canary" not in browser.get("/").text
 
 

@@ -13,6 +13,7 @@ from services.notify.handlers import EVENT_HANDLERS
 from services.notify.models import AlertAcknowledgement, Notification, RecipientPreferences
 from tests.support.alerts import alliance_dropped
 from tests.support.concurrency import at_once
+from tests.support.identity import form_token
 from tests.support.kafka_reader import events_on, wait_for
 
 CLINIC = "clinic-a"
@@ -191,7 +192,8 @@ def test_pages_show_the_inbox_and_embed_the_alliance_chart(notify, org):
     assert ('<img src="http://127.0.0.1:8002/charts/trajectory.svg?client_id=cl-42&amp;counselor_id=co-1"'
             in detail)
     assert "What did you do about it?" in detail and "Be patient" in detail  # a bond alert's suggestion
-    acked = client.post(f"/inbox/{item.id}/ack", data={"action": "discussed_alliance"})
+    assert client.post(f"/inbox/{item.id}/ack", data={"action": "discussed_alliance"}).status_code == 403
+    acked = client.post(f"/inbox/{item.id}/ack", data={"action": "discussed_alliance", **form_token(detail)})
     stored = Notification.objects.get(id=item.id)
     assert acked.status_code == 303 and stored.acknowledged_at is not None and stored.action == "discussed_alliance"
     assert client.get("/supervision").status_code == 403
@@ -200,7 +202,8 @@ def test_pages_show_the_inbox_and_embed_the_alliance_chart(notify, org):
 def test_the_settings_page_saves_the_form_and_shows_a_new_webhook_secret_once(notify, org):
     client = notify.test_client()
     client.set_cookie("rapport_token", auth(notify, org, "co-1", "counselor")["Authorization"][7:])
-    form = {"email": "co-1@clinic.example", "webhook_url": "https://chat.example.org/hook",
+    form = {**form_token(client.get("/preferences").get_data(as_text=True)),
+            "email": "co-1@clinic.example", "webhook_url": "https://chat.example.org/hook",
             "channels.alliance_dropped": ["email", "webhook"], "channels.new_client": ["webhook"],
             "quiet_start": "22:00", "quiet_end": "07:00", "timezone": "Europe/Berlin"}
 

@@ -20,6 +20,7 @@ from tests.support.alerts import alliance_dropped
 from tests.support.components import free_port
 from tests.support.kafka_reader import events_on, read_topic, send_raw, wait_for
 from tests.support.identity import bearer as bearer_for
+from tests.support.identity import form_token
 
 CLINIC, OTHER_CLINIC = "clinic-a", "clinic-b"
 EXIT_POOR = {"session_number": 4, "comfortable": 3, "style_fit": 3, "confident_progress": 3,
@@ -424,7 +425,11 @@ def test_the_page_lists_candidates_with_reasons_and_accepts_in_a_form(components
     assert "specialises in trauma" in html and "Poor fit in the exit interview" in html
     assert f'action="/referrals/{open_referral.id}/accept"' in html
 
-    posted = client.post(f"/referrals/{open_referral.id}/accept", data={"counselor_id": "co-trauma"})
+    accept = {"counselor_id": "co-trauma", **form_token(html)}
+    elsewhere = client.post(f"/referrals/{open_referral.id}/accept", data=accept,
+                            headers={"Origin": "http://127.0.0.1:9999"})
+    assert elsewhere.status_code == 403  # a sibling site's form, even with a token it somehow learnt
+    posted = client.post(f"/referrals/{open_referral.id}/accept", data=accept)
     assert posted.status_code == 303
     assert "Referral accepted" in client.get(posted.headers["Location"]).get_data(as_text=True)
     assert Referral.objects.get(id=open_referral.id).chosen_counselor_id == "co-trauma"
@@ -436,7 +441,8 @@ def test_the_page_shows_front_desk_the_referrals_without_forms(referral_app, ope
     sign_in(referral_app, client, open_referral.org_id, role="front_desk", staff="fd-1")
     html = client.get("/referrals").get_data(as_text=True)
     assert "co-trauma" in html and "/accept" not in html
-    assert client.post(f"/referrals/{open_referral.id}/accept", data={"counselor_id": "co-trauma"}).status_code == 403
+    assert client.post(f"/referrals/{open_referral.id}/accept",
+                       data={"counselor_id": "co-trauma", **form_token(html)}).status_code == 403
 
 
 def test_a_decision_taken_while_the_broker_is_away_is_published_by_the_relay(

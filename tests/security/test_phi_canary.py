@@ -28,6 +28,7 @@ from kafka import KafkaConsumer
 from services.common.events import Topic
 from tests.security.summary import report
 from tests.security.tenants import PASSWORD, World, call
+from tests.support.identity import form_token
 from tests.support.kafka_reader import read_topic, send_raw, wait_for
 
 TIMEOUT_S = 90
@@ -115,12 +116,22 @@ def test_no_canary_in_logs_events_dead_letters_or_error_answers(world: World, se
     assert not hits, counts + "\n" + "\n".join(hits[:30])
 
 
+class _Browser(requests.Session):
+    """A browser session: the sign-in form's post sets the HttpOnly session cookie, and every form it posts
+    afterwards carries the session's form token, as the pages' forms do."""
+
+    form_token: dict[str, str] = {}
+
+    def post(self, url, data=None, **kwargs):
+        return super().post(url, data={**(data or {}), **self.form_token}, **kwargs)
+
+
 def _signed_in(intake: str, email: str) -> requests.Session:
-    """A browser session: the sign-in form's post sets the HttpOnly session cookie."""
-    session = requests.Session()
+    session = _Browser()
     signed = session.post(f"{intake}/signin", data={"email": email, "password": PASSWORD}, allow_redirects=False,
                           timeout=15)
     assert signed.status_code == 303 and "rapport_token" in session.cookies, signed.text[:300]
+    session.form_token = form_token(session.get(f"{intake}/", timeout=15).text)
     return session
 
 

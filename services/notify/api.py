@@ -1,15 +1,16 @@
 """Notify's JSON API: the signed-in user's inbox, acknowledgement, preferences and the supervision view."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError
 
 from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
-from services.common.web import guard, kafka_ext, require_identity
+from services.common.web import guard, kafka_ext, require_identity, settings
 
 from . import queries
 from .notifications import acknowledge
-from .preferences import dump, preferences_for, replace_preferences
+from .preferences import check_webhook_url, dump, preferences_for, replace_preferences
 from .schemas import (AcknowledgeSchema, InboxQuerySchema, NotificationSchema, PreferencesSchema,
                       SupervisionQuerySchema, SupervisionSchema, UnreadCountSchema)
 
@@ -69,7 +70,12 @@ def get_preferences():
 @preferences.arguments(PreferencesSchema)
 @preferences.response(200, PreferencesSchema)
 def put_preferences(data):
-    """Replace the settings. A new or rotated webhook secret is in this answer only."""
+    """Replace the settings. A new or rotated webhook secret is in this answer only. Outside development a
+    webhook must be https, and deliveries to internal addresses are refused."""
+    try:
+        check_webhook_url(data["webhook_url"], settings().environment == "development")
+    except ValidationError as exc:
+        abort(422, errors={"json": exc.messages})
     return dump(*replace_preferences(require_identity(), data))
 
 

@@ -23,6 +23,9 @@ class NotifySettings:
     smtp_from: str = "rapport@localhost"
     smtp_timeout_s: float = 10.0
     webhook_timeout_s: float = 5.0
+    # Internal webhook receivers the deployment allows, by host name or network (comma-separated, e.g.
+    # "10.20.0.0/16,hooks.internal.example"). Every other internal address is refused.
+    webhook_allowed: str = ""
     # A channel that failed this many times is marked failed; the in-app copy stays.
     max_attempts: int = 5
     retry_base_s: float = 30.0

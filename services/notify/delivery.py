@@ -18,8 +18,6 @@ import json
 import logging
 import smtplib
 import ssl
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -34,16 +32,13 @@ from . import domain
 from .config import NotifySettings
 from .models import Notification, RecipientPreferences
 from .notifications import escalate_due
+from .webhooks import Allowance, DeliveryError, WebhookPoster
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 # Exposed by the worker's /metrics (RAPPORT_WORKER_HTTP_PORT): channel and outcome only, never ids.
 DELIVERIES = Counter("rapport_notify_deliveries_total", "External deliveries by outcome", ["channel", "outcome"])
-
-
-class DeliveryError(Exception):
-    """A send that did not go through; the message names a class or status, never addresses or content."""
 
 
 class SmtpMailer:
@@ -66,24 +61,6 @@ class SmtpMailer:
         except smtplib.SMTPResponseException as exc:
             raise DeliveryError(f"SMTP {exc.smtp_code}") from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(type(exc).__name__) from None
-
-
-class WebhookPoster:
-    def __init__(self, config: NotifySettings):
-        self._timeout_s = config.webhook_timeout_s
-
-    def post(self, url: str, secret: str, body: bytes, delivery_id: str, now: datetime) -> None:
-        request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": "rapport-notify",
-            "X-Rapport-Delivery": delivery_id,
-            "X-Rapport-Signature": domain.sign_webhook(secret, int(now.timestamp()), body)})
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            raise DeliveryError(f"HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
             raise DeliveryError(type(exc).__name__) from None
 
 
@@ -120,7 +97,8 @@ class Dispatcher:
                  mailer: SmtpMailer | None = None, poster: WebhookPoster | None = None):
         self._settings, self._config, self._clock = settings, config, clock
         self._mailer = mailer or SmtpMailer(config)
-        self._poster = poster or WebhookPoster(config)
+        self._poster = poster or WebhookPoster(config.webhook_timeout_s, Allowance.parse(config.webhook_allowed),
+                                               allow_http=settings.environment == "development")
         # A delivery "sending" for longer than this belongs to a dispatcher that died mid-send.
         self._lease = timedelta(seconds=2 * max(config.smtp_timeout_s, config.webhook_timeout_s) + 5)
 

@@ -6,13 +6,14 @@ from urllib.parse import urlencode
 from flask import Blueprint, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
+from services.common import audit
 from services.common.mongo import utcnow
 from services.common.repair import ACTION_LABELS
 from services.common.web import kafka_ext, require_page_identity, settings, signin_redirect
 
 from . import domain, queries
 from .notifications import acknowledge
-from .preferences import dump, preferences_for, replace_preferences
+from .preferences import check_webhook_url, dump, preferences_for, replace_preferences
 from .schemas import PreferencesSchema
 
 pages = Blueprint("pages", __name__, template_folder="templates")
@@ -24,6 +25,7 @@ def inbox_page():
     if identity is None:
         return signin_redirect()
     items = list(queries.inbox_of(identity).limit(100))
+    audit.reads(*(n.client_id for n in items))
     return render_template("inbox.html", items=items, unread=queries.unread_count(identity))
 
 
@@ -33,6 +35,7 @@ def notification_page(notification_id):
     if identity is None:
         return signin_redirect()
     n = queries.visible_notification(identity, notification_id)
+    audit.reads(n.client_id)
     chart = None
     if n.counselor_id:
         # Scoring draws the chart; the page only embeds it (services never call each other).
@@ -86,6 +89,7 @@ def save_preferences_page():
         "timezone": form.get("timezone") or "UTC", "daily_digest": "daily_digest" in form}
     try:
         data = PreferencesSchema().load(submitted)
+        check_webhook_url(data["webhook_url"], settings().environment == "development")
     except ValidationError as exc:
         return _preferences_form(submitted, exc.messages), 422
     return _preferences_form(dump(*replace_preferences(identity, data)), {}, saved=True)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import secrets
 
+from urllib.parse import urlsplit
+
+from marshmallow import ValidationError
 from mongoengine import NotUniqueError
 
 from services.common.auth import Identity
@@ -15,6 +18,12 @@ def preferences_for(identity: Identity) -> RecipientPreferences:
     key = RecipientPreferences.key(identity.org_id, identity.staff_id)
     return RecipientPreferences.objects(id=key).first() or RecipientPreferences(
         id=key, org_id=identity.org_id, staff_id=identity.staff_id)
+
+
+def check_webhook_url(url: str | None, allow_http: bool) -> None:
+    """Outside development a webhook goes over https only (where it may go is checked at each delivery)."""
+    if url and not allow_http and urlsplit(url).scheme != "https":
+        raise ValidationError({"webhook_url": ["Use an https:// address."]})
 
 
 def replace_preferences(identity: Identity, data: dict) -> tuple[RecipientPreferences, str | None]:

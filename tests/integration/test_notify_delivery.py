@@ -8,14 +8,17 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.common import mongo
+from services.common.auth import Identity, issue_token
 from services.common.events import CrossTenantEvent, Topic, decode_event, encode_event, make_event, new_id
 from services.notify import domain, handlers
+from services.notify.app import create_app
 from services.notify.config import NotifySettings
 from services.notify.delivery import Dispatcher
 from services.notify.handlers import EVENT_HANDLERS
 from services.notify.models import Notification, RecipientPreferences, StaffMember
 from tests.integration.test_notify_harness import publish, smtp_server, webhook_receiver  # noqa: F401 (fixtures)
 from tests.support.alerts import alliance_dropped
+from tests.support.components import free_port
 from tests.support.kafka_reader import send_raw
 
 CLINIC = "clinic-a"
@@ -63,7 +66,9 @@ def clock():
 @pytest.fixture
 def dispatcher_for(notify_settings, clock):
     def make(**config) -> Dispatcher:
-        return Dispatcher(notify_settings, NotifySettings(**{"retry_base_s": 60, "smtp_timeout_s": 5, **config}),
+        # The receiver listens on 127.0.0.1: an internal address the deployment must allow by name.
+        return Dispatcher(notify_settings, NotifySettings(**{"retry_base_s": 60, "smtp_timeout_s": 5,
+                                                             "webhook_allowed": "127.0.0.1", **config}),
                           clock=clock)
     return make
 
@@ -363,3 +368,62 @@ def test_a_send_interrupted_by_a_crash_is_not_repeated_for_email_but_is_for_webh
     assert smtp_server.inbox.messages == []
     assert stored.deliveries["webhook"]["status"] == "sent"
     assert [r["delivery_id"] for r in webhook_receiver.accepted()] == [key]
+
+
+# --- webhooks cannot be turned against the network they leave from ---------------------------------------
+
+def webhook_status(org, alert) -> dict:
+    return Notification.objects.get(id=domain.notification_id(alert.event_id, "co-1")).deliveries["webhook"]
+
+
+def test_a_webhook_to_an_internal_address_is_refused_and_says_nothing_of_what_is_there(
+        notify_settings, unique, webhook_receiver, dispatcher_for):
+    org = f"o{unique}"
+    webhook_receiver.secret = "s" * 64
+    closed_port = f"http://127.0.0.1:{free_port()}/hooks"
+    named = webhook_receiver.url.replace("127.0.0.1", "localhost")
+    errors = {}
+    for url in (webhook_receiver.url, named, closed_port, "http://169.254.169.254/latest/meta-data",
+                "http://[::ffff:127.0.0.1]:9/x", "http://10.0.0.1/x"):
+        set_preferences(org, "co-1", webhook_url=url, webhook_secret=webhook_receiver.secret)
+        alert = dropped(org, f"cl-{len(errors)}", "co-1")
+        handle(alert)
+        dispatcher_for(webhook_allowed="").run_once()
+        errors[url] = webhook_status(org, alert)["last_error"]
+    # An open port, a closed one and the cloud metadata address all read alike: no port scanner here.
+    assert set(errors.values()) == {"destination not allowed"}, errors
+    assert webhook_receiver.received == []
+
+    set_preferences(org, "co-1", webhook_url=webhook_receiver.url, webhook_secret=webhook_receiver.secret)
+    allowed = dropped(org, "cl-allowed", "co-1")
+    handle(allowed)
+    dispatcher_for(webhook_allowed="127.0.0.0/8").run_once()
+    assert webhook_status(org, allowed)["status"] == "sent" and len(webhook_receiver.accepted()) == 1
+
+
+def test_a_webhook_redirect_is_not_followed(notify_settings, unique, webhook_receiver, dispatcher_for):
+    org = f"o{unique}"
+    webhook_receiver.secret = "s" * 64
+    webhook_receiver.redirect_to = webhook_receiver.url.replace("/hooks/rapport", "/internal/admin")
+    set_preferences(org, "co-1", webhook_url=webhook_receiver.url, webhook_secret=webhook_receiver.secret)
+    alert = dropped(org, "cl-1", "co-1")
+    handle(alert)
+    dispatcher_for().run_once()
+    assert webhook_status(org, alert)["last_error"] == "HTTP 302: redirects are not followed"
+    assert webhook_receiver.fetched == []
+
+
+def test_outside_development_a_webhook_must_be_https(settings_for, unique):
+    settings = settings_for("notify")
+    app = create_app({"kafka_bootstrap": settings.kafka_bootstrap, "mongo_uri": settings.mongo_uri,
+                      "db_prefix": settings.db_prefix, "environment": "production", "jwt_secret": "p" * 40})
+    try:
+        token = issue_token(app.extensions["rapport.settings"], Identity("co-1", f"o{unique}", (CLINIC,), "counselor"))
+        refused = app.test_client().put("/api/preferences", headers={"Authorization": f"Bearer {token}"},
+                                        json={"webhook_url": "http://hooks.example.org/rapport"})
+        assert refused.status_code == 422 and "webhook_url" in refused.get_json()["errors"]["json"]
+        accepted = app.test_client().put("/api/preferences", headers={"Authorization": f"Bearer {token}"},
+                                         json={"webhook_url": "https://hooks.example.org/rapport"})
+        assert accepted.status_code == 200 and accepted.get_json()["webhook_secret"]
+    finally:
+        app.extensions["rapport.kafka"].close()

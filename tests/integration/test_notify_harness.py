@@ -92,7 +92,9 @@ class WebhookReceiver:
     def __init__(self):
         self.secret = ""
         self.fail_next = 0
+        self.redirect_to: str | None = None  # answer every POST with a redirect there
         self.received: list[dict] = []  # {"verified", "body", "delivery_id", "status"}
+        self.fetched: list[str] = []  # paths of GET requests (what following a redirect would do)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -102,9 +104,18 @@ class WebhookReceiver:
                 status = 401 if not verified else 500 if receiver.fail_next > 0 else 200
                 if verified and receiver.fail_next > 0:
                     receiver.fail_next -= 1
+                if receiver.redirect_to:
+                    status = 302
                 receiver.received.append({"verified": verified, "body": json.loads(body), "status": status,
                                           "delivery_id": self.headers.get("X-Rapport-Delivery")})
                 self.send_response(status)
+                if receiver.redirect_to:
+                    self.send_header("Location", receiver.redirect_to)
+                self.end_headers()
+
+            def do_GET(self):
+                receiver.fetched.append(self.path)
+                self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args):

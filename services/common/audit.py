@@ -151,6 +151,46 @@ def verify() -> ChainReport:
     return ChainReport(count, prev_hash, None)
 
 
+# A read answering with more clients than this names the first ones and says how many it left out.
+MAX_SUBJECTS = 500
+# Routes whose answers are clients themselves: their objects' own "id" is a client id.
+CLIENT_RESOURCES = frozenset({"/api/clients", "/api/clients/<client_id>"})
+
+
+def reads(*client_ids: str) -> None:
+    """A page that shows clients' data names them, so that "who looked at this client" finds the page."""
+    g.setdefault("audit_read", set()).update(f"client_id:{c}" for c in client_ids if c)
+
+
+def _subjects(response, status: int) -> set[str]:
+    """What a request was about: ids in the URL path and query (a signed link token is a credential, never
+    recorded), the clients a page said it showed, and the clients a JSON answer names."""
+    found = {f"{k}:{v}" for k, v in (request.view_args or {}).items() if "token" not in k}
+    found |= {f"{k}:{v}" for k, v in request.args.items() if k.endswith("_id") and v}
+    found |= g.get("audit_read", set())
+    if status < 300 and response.is_json and request.method == "GET":
+        answer = response.get_json(silent=True)
+        found |= {f"client_id:{c}" for c in _client_ids(answer)}
+        if request.url_rule.rule in CLIENT_RESOURCES:
+            clients = answer if isinstance(answer, list) else [answer]
+            found |= {f"client_id:{c['id']}" for c in clients if isinstance(c, dict) and isinstance(c.get("id"), str)}
+    if len(found) > MAX_SUBJECTS:
+        kept = sorted(found)[:MAX_SUBJECTS]
+        return {*kept, f"more:{len(found) - MAX_SUBJECTS}"}
+    return found
+
+
+def _client_ids(data: Any, depth: int = 0) -> set[str]:
+    if depth > 4:
+        return set()
+    if isinstance(data, list):
+        return set().union(*(_client_ids(item, depth + 1) for item in data)) if data else set()
+    if isinstance(data, dict):
+        own = {data["client_id"]} if isinstance(data.get("client_id"), str) else set()
+        return own.union(*(_client_ids(v, depth + 1) for v in data.values() if isinstance(v, (dict, list))))
+    return set()
+
+
 def init_app(app: Flask, service: str, identity_of: callable) -> None:
     """Record every request that carries an identity or was refused for the lack of one."""
 
@@ -164,9 +204,7 @@ def init_app(app: Flask, service: str, identity_of: callable) -> None:
             return response  # health checks, sign-in pages, client links: nobody to attribute them to
         outcome = "ok" if status < 400 else {401: "unauthenticated", 403: "denied", 404: "not_found"}.get(
             status, "error")
-        # Ids from the URL name the subject; a signed link token is a credential, never recorded.
-        subject = ",".join(f"{k}:{v}" for k, v in sorted((request.view_args or {}).items())
-                           if "token" not in k) or None
+        subject = ",".join(sorted(_subjects(response, status))) or None
         record(service, f"{request.method} {request.url_rule.rule}", outcome,
                actor=getattr(identity, "staff_id", None), role=getattr(identity, "role", None),
                org_id=getattr(identity, "org_id", None), clinic_id=g.get("audit_clinic_id"),

@@ -1,8 +1,10 @@
 """Base schemas for the HTTP APIs, one per direction, and the pager for mongoengine querysets."""
 from __future__ import annotations
 
+import unicodedata
+
 from flask_smorest import Page, pagination
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from .events import Id
 
@@ -20,6 +22,23 @@ class ResponseSchema(Schema):
 
 # The same id rule as the event contracts: what an API accepts as an id can travel in an event.
 IdField = Id
+
+# Characters that reorder or hide text (bidi embeddings, overrides, isolates and marks): in a name they make
+# "Ana" display as something else on every page and export that shows it.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+class PlainText(validate.Validator):
+    """Refuses control characters (NUL, escapes; line breaks only where `multiline`) and bidi controls."""
+
+    def __init__(self, multiline: bool = False):
+        self.allowed = frozenset("\n\r\t") if multiline else frozenset()
+
+    def __call__(self, value: str) -> str:
+        for char in value:
+            if char in BIDI_CONTROLS or (unicodedata.category(char) == "Cc" and char not in self.allowed):
+                raise ValidationError(f"Contains a control character (U+{ord(char):04X}); type it again.")
+        return value
 
 
 class QuerySetPage(Page):

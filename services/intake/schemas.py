@@ -7,7 +7,7 @@ from marshmallow import ValidationError, fields, validate
 
 from services.common.auth import ROLES
 from services.common.events import CONCERNS, MODALITIES, URGENCIES
-from services.common.schemas import IdField, RequestSchema, ResponseSchema
+from services.common.schemas import IdField, PlainText, RequestSchema, ResponseSchema
 
 from .accounts import MIN_PASSWORD_LENGTH
 from .domain import DAYS, GENDERS, TIMES
@@ -25,6 +25,8 @@ def Codes(choices, **kwargs) -> fields.List:
 class TokenRequestSchema(RequestSchema):
     email = fields.String(required=True, validate=validate.Length(min=3, max=254))
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+    org_id = IdField(load_default=None, metadata={
+        "description": "Only when the e-mail belongs to accounts of several organisations (the answer is 409)"})
 
 
 class TokenSchema(ResponseSchema):
@@ -45,12 +47,12 @@ class IdentitySchema(ResponseSchema):
 class ClinicSchema(RequestSchema):
     id = fields.String(dump_only=True)
     org_id = fields.String(dump_only=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=120), PlainText()])
     instrument_id = IdField(load_default="rapport-short")
 
 
 class ClinicUpdateSchema(RequestSchema):
-    name = fields.String(validate=validate.Length(min=1, max=120))
+    name = fields.String(validate=[validate.Length(min=1, max=120), PlainText()])
     instrument_id = IdField()
 
 
@@ -69,7 +71,7 @@ class StaffSchema(RequestSchema):
     org_id = fields.String(dump_only=True)
     active = fields.Boolean(dump_only=True)
     email = fields.Email(required=True)
-    display_name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    display_name = fields.String(required=True, validate=[validate.Length(min=1, max=120), PlainText()])
     password = fields.String(required=True, load_only=True,
                              validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
@@ -79,7 +81,7 @@ class StaffSchema(RequestSchema):
 
 
 class StaffUpdateSchema(RequestSchema):
-    display_name = fields.String(validate=validate.Length(min=1, max=120))
+    display_name = fields.String(validate=[validate.Length(min=1, max=120), PlainText()])
     password = fields.String(load_only=True, validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024))
     role = fields.String(validate=validate.OneOf(ROLES))
     clinic_ids = fields.List(IdField(), validate=validate.Length(min=1))
@@ -144,9 +146,9 @@ class ClientSchema(RequestSchema):
     created_by = fields.String(dump_only=True)
     assignments = fields.List(fields.Nested(AssignmentSchema), dump_only=True)
     clinic_id = IdField(required=True, error_messages={"required": "Choose the client's clinic."})
-    first_name = fields.String(required=True, validate=validate.Length(min=1, max=100),
+    first_name = fields.String(required=True, validate=[validate.Length(min=1, max=100), PlainText()],
                                error_messages={"required": "Enter the client's first name."})
-    last_name = fields.String(required=True, validate=validate.Length(min=1, max=100),
+    last_name = fields.String(required=True, validate=[validate.Length(min=1, max=100), PlainText()],
                               error_messages={"required": "Enter the client's last name."})
     date_of_birth = fields.Date(load_default=None, allow_none=True, validate=_in_the_past)
     email = fields.Email(load_default=None, allow_none=True)
@@ -156,7 +158,8 @@ class ClientSchema(RequestSchema):
                                                                       error="Choose at least one concern."))
     preferences = fields.Nested(PreferencesSchema, load_default=dict)
     urgency = fields.String(load_default="routine", validate=validate.OneOf(URGENCIES))
-    notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    notes = fields.String(load_default=None, allow_none=True,
+                          validate=[validate.Length(max=4000), PlainText(multiline=True)])
     counselor_id = IdField(load_default=None, allow_none=True)
 
 

@@ -139,15 +139,78 @@ def test_roles_are_enforced(org):
                           headers=org.desk_north).status_code == 403
 
 
-def test_a_supervisor_adds_counselors_to_their_own_clinics_only(org, unique):
+def test_accounts_are_an_administrators_and_a_supervisor_edits_directory_entries_only(org, unique):
+    """A supervisor of North must not reach South through a counselor who works in both: no new staff, no
+    password, no clinics, no role; the counselor's name and directory entry are theirs to keep current."""
+    both = org.http.post("/api/staff", headers=org.admin, json={
+        "email": f"both@{unique}.test", "display_name": "Both Clinics", "password": PASSWORD,
+        "role": "counselor", "clinic_ids": [org.north, org.south]}).json
     supervisor = org.token(Identity("sup", org.id, (org.north,), "supervisor"))
-    body = {"email": f"new@{unique}.test", "display_name": "New", "password": PASSWORD, "role": "counselor"}
-    elsewhere = org.http.post("/api/staff", json={**body, "clinic_ids": [org.south]}, headers=supervisor)
-    assert elsewhere.status_code == 422 and "clinic_ids" in elsewhere.json["errors"]["json"]
-    as_admin = org.http.post("/api/staff", json={**body, "role": "admin", "clinic_ids": [org.north]},
-                             headers=supervisor)
-    assert as_admin.status_code == 422 and "role" in as_admin.json["errors"]["json"]
-    assert org.http.post("/api/staff", json={**body, "clinic_ids": [org.north]}, headers=supervisor).status_code == 201
+    body = {"email": f"new@{unique}.test", "display_name": "New", "password": PASSWORD, "role": "counselor",
+            "clinic_ids": [org.north]}
+    added = org.http.post("/api/staff", json=body, headers=supervisor)
+    assert added.status_code == 403
+    for change in ({"password": "another-password-1"}, {"clinic_ids": [org.north]}, {"role": "supervisor"},
+                   {"active": False}):
+        refused = org.http.patch(f"/api/staff/{both['id']}", json=change, headers=supervisor)
+        assert refused.status_code == 403 and set(change) <= set(refused.json["errors"]["json"]), refused.json
+    renamed = org.http.patch(f"/api/staff/{both['id']}", json={"display_name": "Both C."}, headers=supervisor)
+    assert renamed.status_code == 200 and renamed.json["clinic_ids"] == [org.north, org.south]
+    assert org.http.patch(f"/api/counselors/{both['id']}", json={"weekly_capacity": 8},
+                          headers=supervisor).status_code == 200
+    assert org.http.post("/api/staff", json=body, headers=org.admin).status_code == 201
+
+
+def test_an_address_one_organisation_uses_tells_another_nothing(org, intake_app, unique):
+    other = seed_organisation(f"{unique}x", "Other practice", {f"{unique}x-north": "North"},
+                              f"admin@{unique}x.test", "Other Admin", PASSWORD)
+    other_admin = org.token(Identity(other.id, f"{unique}x", (f"{unique}x-north",), "admin"))
+    taken_here = f"front_desk-{org.north}@{unique}.test"  # a front desk of the first organisation
+    body = {"email": taken_here, "display_name": "Same Address", "password": "other-password-1",
+            "role": "front_desk", "clinic_ids": [f"{unique}x-north"]}
+    assert org.http.post("/api/staff", json=body, headers=other_admin).status_code == 201
+    again = org.http.post("/api/staff", json=body, headers=other_admin)
+    assert again.status_code == 422 and "this organisation" in str(again.json)
+    # Each signs in with their own password; the same password in both would have to name the organisation.
+    mine = org.http.post("/api/auth/token", json={"email": taken_here, "password": PASSWORD})
+    theirs = org.http.post("/api/auth/token", json={"email": taken_here, "password": "other-password-1"})
+    assert mine.status_code == 200 and theirs.status_code == 200
+    assert org.http.get("/api/auth/me", headers={"Authorization": f"Bearer {theirs.json['token']}"}).json[
+        "org_id"] == f"{unique}x"
+    org.http.patch(f"/api/staff/{staff_id_by_email(org, other_admin, taken_here)}", headers=other_admin,
+                   json={"password": PASSWORD})
+    ambiguous = org.http.post("/api/auth/token", json={"email": taken_here, "password": PASSWORD})
+    assert ambiguous.status_code == 409 and "org_id" in ambiguous.json["errors"]["json"]
+    chosen = org.http.post("/api/auth/token", json={"email": taken_here, "password": PASSWORD, "org_id": org.id})
+    assert chosen.status_code == 200
+
+
+def staff_id_by_email(org, headers, email):
+    return next(s["id"] for s in org.http.get("/api/staff", headers=headers).json if s["email"] == email)
+
+
+def test_a_session_is_rated_once_and_names_must_be_plain_text(org, components):
+    client_id = register(org, counselor_id=org.counselor_north).json["id"]
+    rating = {"client_id": client_id, "session_number": 4, "answers": {"goal-1": 9, "task-1": 8, "bond-1": 10}}
+    first = org.http.post("/api/feedback", json=rating, headers=org.desk_north)
+    second = org.http.post("/api/feedback", json={**rating, "answers": {"goal-1": 1, "task-1": 1, "bond-1": 1}},
+                           headers=org.desk_north)
+    assert first.status_code == 201
+    assert second.status_code == 409 and first.json["id"] in str(second.json["errors"]["json"]["session_number"])
+    assert len([f for f in org.http.get(f"/api/feedback?client_id={client_id}", headers=org.desk_north).json
+                if f["session_number"] == 4]) == 1
+    for name in ("Ana\u202eniL", "Ana\x00", "Ana\u2066x"):
+        refused = register(org, first_name=name)
+        assert refused.status_code == 422 and "first_name" in refused.json["errors"]["json"], name
+    assert register(org, first_name="Zoë-Ana", notes="line one\nline two").status_code == 201
+
+
+def test_json_nested_beyond_any_request_is_a_400_not_a_crash(org):
+    deep = "[" * 100_000 + "]" * 100_000
+    answer = org.http.post("/api/auth/token", data=deep, content_type="application/json")
+    assert answer.status_code == 400 and "Nested" in str(answer.json)
+    assert org.http.post("/api/clients", data='{"a":' * 50 + "1" + "}" * 50, content_type="application/json",
+                         headers=org.desk_north).status_code == 400
 
 
 def test_unknown_ids_are_404(org):

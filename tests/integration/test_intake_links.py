@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from services.common.events import Topic
 from services.common.config import Settings
 from services.intake import links
+from services.intake.handlers import rating_id_for
 from services.intake.models import ExitInterview, FeedbackRequest, FeedbackSubmission, Organisation
 from tests.integration.test_intake_api import org, register  # noqa: F401  (the `org` fixture)
 from tests.support.kafka_reader import events_on
@@ -33,11 +34,12 @@ def test_a_feedback_link_is_answered_once_and_published_without_phi(org, compone
 
     assert answered.status_code == 200 and "Thank you" in answered.text
     [event] = events_on(components.kafka_bootstrap, Topic.FEEDBACK_SUBMITTED, lambda e: e["org_id"] == org.id)
-    assert event["payload"] == {"feedback_id": request["id"], "client_id": client_id,
+    rating_id = rating_id_for(client_id, 1)  # one rating per session, whichever way it comes
+    assert event["payload"] == {"feedback_id": rating_id, "client_id": client_id,
                                 "counselor_id": org.counselor_north, "session_number": 1,
                                 "instrument_id": "rapport-short", "answers": {"goal-1": 9, "task-1": 7, "bond-1": 10}}
     assert "Canary" not in str(event)
-    assert FeedbackSubmission.objects.get(id=request["id"]).pending_events == []
+    assert FeedbackSubmission.objects.get(id=rating_id).pending_events == []
 
     again = org.http.post(path, data={"goal-1": "1", "task-1": "1", "bond-1": "1"})
     assert again.status_code == 410 and "Already answered" in again.text
@@ -46,6 +48,13 @@ def test_a_feedback_link_is_answered_once_and_published_without_phi(org, compone
                          lambda e: e["org_id"] == org.id)) == 1
     listed = org.http.get(f"/api/clients/{client_id}/feedback-requests", headers=org.desk_north).json
     assert listed[0]["answered_at"] is not None
+    # A second link for the rated session cannot rate it again.
+    second = org.http.post(f"/api/clients/{client_id}/feedback-requests", headers=org.desk_north,
+                           json={"session_id": request["session_id"], "kind": "feedback"}).json
+    second_path = "/" + second["url"].split("/", 3)[3]
+    assert org.http.post(second_path, data={"goal-1": "2", "task-1": "2", "bond-1": "2"}).status_code == 410
+    assert len(events_on(components.kafka_bootstrap, Topic.FEEDBACK_SUBMITTED,
+                         lambda e: e["org_id"] == org.id)) == 1
 
 
 def test_invalid_answers_are_shown_next_to_their_question_and_nothing_is_published(org, components):
@@ -57,7 +66,7 @@ def test_invalid_answers_are_shown_next_to_their_question_and_nothing_is_publish
     assert 'aria-describedby="goal-1-error"' in response.text and 'id="bond-1-error"' in response.text
     assert 'id="task-1-error"' not in response.text
     assert 'value="5" checked' in response.text  # what the client did answer stays chosen
-    assert FeedbackSubmission.objects(id=request["id"]).first() is None
+    assert FeedbackSubmission.objects(client_id=request["client_id"]).first() is None
     assert events_on(components.kafka_bootstrap, Topic.FEEDBACK_SUBMITTED, lambda e: e["org_id"] == org.id) == []
     assert org.http.get(path).status_code == 200  # still open
 

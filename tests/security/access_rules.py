@@ -7,6 +7,7 @@ form), a valid request for a target clinic, and the answers that count as succes
 """
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
@@ -40,6 +41,9 @@ class Access:
     # The audit trail names the ids the organisation's own staff asked for, other tenants' included when
     # they probed them: those are the organisation's records, not another tenant's data.
     echoes_requested_ids: bool = False
+    # Success ends the caller's sessions everywhere (sign-out): each cell signs out a throwaway member of the
+    # same role and clinics instead of the member whose tokens the other cells use.
+    ends_session: bool = False
     why_public: str = ""
 
     @property
@@ -49,6 +53,10 @@ class Access:
 
 def public(why: str) -> Access:
     return Access(roles=(), why_public=why)
+
+
+# A session of its own for each cell that rates one (one rating per session; sessions go up to 1000).
+SESSION_NUMBERS = itertools.count(100)
 
 
 def unique_email(_clinic: Clinic, _target: dict) -> str:
@@ -70,7 +78,8 @@ RULES: dict[str, dict[tuple[str, str], Access]] = {
         ("POST", "/api/auth/token"): public("sign-in: exchanges a password for a token (throttled)"),
         ("GET", "/signin"): public("sign-in form"),
         ("POST", "/signin"): public("sign-in form post (throttled)"),
-        ("POST", "/signout"): public("clears the session cookie"),
+        ("POST", "/signout"): Access(ALL, ok=(303,), page=True, ends_session=True),
+        ("POST", "/api/auth/signout"): Access(ALL, ok=(204,), ends_session=True),
         ("GET", "/f/<token>"): public("client's feedback page: the signed single-use link is the key"),
         ("POST", "/f/<token>"): public("client's feedback answer: the signed single-use link is the key"),
         ("GET", "/x/<token>"): public("client's exit interview: the signed single-use link is the key"),
@@ -82,7 +91,8 @@ RULES: dict[str, dict[tuple[str, str], Access]] = {
         ("PATCH", "/api/clinics/<clinic_id>"): Access(("admin",), "clinic",
                                                       body=lambda c, t: {"name": f"Clinic {c.position}"}),
         ("GET", "/api/staff"): Access(OVERSEERS),
-        ("POST", "/api/staff"): Access(OVERSEERS, "clinic", "json", "clinic_ids", ok=(201,), foreign=(422,), body=lambda c, t: {
+        # Accounts are an administrator's: a supervisor may edit a counselor's name and directory entry only.
+        ("POST", "/api/staff"): Access(("admin",), "clinic", "json", "clinic_ids", ok=(201,), foreign=(422,), body=lambda c, t: {
             "email": unique_email(c, t), "display_name": "New counselor", "password": PASSWORD,
             "role": "counselor", "clinic_ids": [t["id"]]}),
         ("GET", "/api/staff/<staff_id>"): Access(OVERSEERS, "staff"),
@@ -106,8 +116,9 @@ RULES: dict[str, dict[tuple[str, str], Access]] = {
             ALL, "client", ok=(201,), body=lambda c, t: {"session_id": c.objects["session"]}),
         ("GET", "/api/clients/<client_id>/exit-interviews"): Access(ALL, "client"),
         ("GET", "/api/feedback"): Access(ALL, "client", "query", "client_id", foreign=(200,)),
+        # One rating per session: each cell rates a session of its own.
         ("POST", "/api/feedback"): Access(ALL, "client", "json", "client_id", ok=(201,), body=lambda c, t: {
-            "client_id": t["id"], "session_number": 1, "answers": HIGH_ANSWERS}),
+            "client_id": t["id"], "session_number": next(SESSION_NUMBERS), "answers": HIGH_ANSWERS}),
         ("GET", "/api/feedback/<feedback_id>"): Access(ALL, "feedback"),
         # pages
         ("GET", "/"): Access(ALL, page=True),

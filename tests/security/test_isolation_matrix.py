@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -30,7 +31,7 @@ from tests.security.access_rules import Access, access_for
 from tests.security.routes import served_routes
 from tests.security.summary import report
 from tests.security.tenants import ROLES, Clinic, World
-from tests.support.identity import DEVELOPMENT
+from tests.support.identity import DEVELOPMENT, bearer
 
 NOWHERE = "0000aaaa0000bbbb0000cccc0000dddd"   # a well-formed id of no object at all
 SPOOF_HEADERS = ("X-Org-Id", "X-Clinic-Id", "X-Tenant-Id")
@@ -171,7 +172,10 @@ def _run_cell(world: World, cell: Cell) -> str | None:
     where = f"{cell.service} {cell.method} {cell.rule} as {cell.role} [{cell.tenancy}]"
     started = time.monotonic()
     try:
-        response = request_for(world, cell, world.own.headers(cell.role))
+        headers = world.own.headers(cell.role)
+        if cell.access.ends_session:
+            headers = bearer(replace(identity, staff_id=f"signout-{uuid.uuid4().hex[:12]}"))
+        response = request_for(world, cell, headers)
     except requests.Timeout:
         return f"{where}: no answer within {time.monotonic() - started:.0f} s"
     if response.status_code not in cell.expected:
@@ -179,7 +183,7 @@ def _run_cell(world: World, cell: Cell) -> str | None:
     leaked = set() if cell.access.echoes_requested_ids else _leaked_ids(world, identity, response)
     if leaked:
         return f"{where}: answer carries ids outside the caller's scope: {sorted(leaked)[:5]}"
-    if response.status_code < 300 and "json" in response.headers.get("Content-Type", ""):
+    if response.status_code < 300 and response.content and "json" in response.headers.get("Content-Type", ""):
         orgs = set(_values_of(response.json(), "org_id"))
         if orgs - {identity.org_id}:
             return f"{where}: answer names organisations {orgs}"

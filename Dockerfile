@@ -31,4 +31,4 @@ RUN pip install --no-cache-dir --no-deps . \
 USER 10001:10001
 # The APIs (8001-8004) and every worker's probe and metrics server (RAPPORT_WORKER_HTTP_PORT).
 EXPOSE 8001 8002 8003 8004 9100
-CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "-b", "0.0.0.0:8001", "services.intake.app:create_app()"]
+CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "-b", "0.0.0.0:8001", "services.intake.entrypoints.app:create_app()"]

@@ -87,7 +87,7 @@ class Practice:
 def seed_practice(platform: Platform) -> Practice:
     """The organisation as an operator creates it (intake's seed command), then the admin signs in."""
     org_id, clinic_id, email = "bench-org", "bench-clinic", "admin@bench.rapport"
-    subprocess.run([sys.executable, "-m", "services.intake.seed", "--org", org_id, "--org-name", "Bench practice",
+    subprocess.run([sys.executable, "-m", "services.intake.entrypoints.seed", "--org", org_id, "--org-name", "Bench practice",
                     "--clinic", f"{clinic_id}=Bench clinic", "--admin-email", email,
                     "--admin-password", PASSWORD], env=platform.envs["intake-api"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, timeout=60)

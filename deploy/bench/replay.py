@@ -171,7 +171,7 @@ def start_workers(bench: Bench, components: Components, workers: int) -> tuple[l
         for index in range(workers):
             port = free_port()
             name = f"scoring-worker {index + 1} of {workers}"
-            processes.append(start_process(name.replace(" ", "-"), [sys.executable, "-m", "services.scoring.worker"],
+            processes.append(start_process(name.replace(" ", "-"), [sys.executable, "-m", "services.scoring.entrypoints.worker"],
                                            bench.subfolder("workers"), {**env, "RAPPORT_WORKER_HTTP_PORT": str(port)}))
             bench.memory.watch(bench.phase, name, processes[-1].popen.pid)
             ports.append(port)
@@ -242,7 +242,7 @@ def run(bench: Bench, events: int = DEFAULT_EVENTS) -> Result:
              minutes(FULL_EVENTS / perf["per_s"]), "—"],
             [f"raw kafka-python consumer, decode only ({POLL_RECORDS} records a poll)", f"{raw['events']:,.0f}",
              f"{raw['per_s']:,.0f}", minutes(FULL_EVENTS / raw["per_s"]), f"{1000 / raw['per_s']:.2f} ms"],
-            *([f"scoring, {r.workers} worker{'s' if r.workers > 1 else ''} (`python -m services.scoring.worker`)",
+            *([f"scoring, {r.workers} worker{'s' if r.workers > 1 else ''} (`python -m services.scoring.entrypoints.worker`)",
                f"{r.events:,} in {r.seconds:.0f} s", f"{r.per_s:,.1f}", f"{minutes(FULL_EVENTS / r.per_s)} (projected)"
                if r.per_s else "—", f"{r.handler_s * 1000:.0f} ms"] for r in runs)]
     result.detail += [

@@ -109,7 +109,7 @@ def all_pages(path: str, token: str) -> list[dict]:
 
 
 def seed_organisation() -> None:
-    subprocess.run([sys.executable, "-m", "services.intake.seed", "--org", ORG, "--org-name", "Demo practice",
+    subprocess.run([sys.executable, "-m", "services.intake.entrypoints.seed", "--org", ORG, "--org-name", "Demo practice",
                     *[f"--clinic={cid}={name}" for cid, name in CLINICS.items()],
                     "--admin-email", f"admin@{DOMAIN}", "--admin-name", "Ada Admin", "--admin-password", PASSWORD],
                    cwd=ROOT, check=True)

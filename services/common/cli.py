@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "backtest":
         # The one command that is a service's own domain, not operations of the event log: imported here
         # only, so the other commands load no scoring code.
-        from services.scoring.backtest_cli import backtest_command
+        from services.scoring.entrypoints.backtest_cli import backtest_command
         return backtest_command(args.instrument, args.settings, sys.stdin, sys.stdout, sys.stderr)
     elif args.command == "replay":
         settings = Settings.load(args.service, {"db_prefix": args.db_prefix})

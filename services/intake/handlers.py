@@ -19,12 +19,12 @@ from services.common.events import CrossTenantEvent, Event, InvalidEvent, Topic,
 from services.common.instruments import instrument_definitions
 from services.common.outbox import Publish, outbox_entry, publish_or_defer
 
-from . import domain
-from .accounts import hash_password, normalise_email
-from .commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateClinic,
+from services.intake import domain
+from services.intake.adapters.accounts import hash_password, normalise_email
+from services.intake.commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateClinic,
                        CreateFeedbackRequest, CreateStaff, RecordSession, RegisterClient, SignOut, SubmitFeedback,
                        UpdateClinic, UpdateStaff)
-from .models import (Assignment, Client, Clinic, CounselorProfile, ExitInterview, FeedbackRequest,
+from services.intake.adapters.models import (Assignment, Client, Clinic, CounselorProfile, ExitInterview, FeedbackRequest,
                      FeedbackSubmission, Organisation, Session, Staff)
 
 PRODUCER = "intake"

@@ -28,11 +28,11 @@ from prometheus_client import Counter
 from services.common.config import Settings
 from services.common.mongo import utcnow
 
-from . import domain
-from .config import NotifySettings
-from .models import Notification, RecipientPreferences
-from .notifications import escalate_due
-from .webhooks import Allowance, DeliveryError, WebhookPoster
+from services.notify import domain
+from services.notify.adapters.config import NotifySettings
+from services.notify.adapters.models import Notification, RecipientPreferences
+from services.notify.notifications import escalate_due
+from services.notify.adapters.webhooks import Allowance, DeliveryError, WebhookPoster
 
 log = logging.getLogger(__name__)
 

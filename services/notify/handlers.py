@@ -18,10 +18,10 @@ from services.common.kafka import BatchHandler
 from services.common.mongo import utcnow
 from services.common.outbox import Publish, PublishAll, insert_all_once
 
-from . import domain
-from .config import notify_settings
-from .models import Notification, StaffMember
-from .notifications import clinic_staff, notifications_for, preferences_of
+from services.notify import domain
+from services.notify.adapters.config import notify_settings
+from services.notify.adapters.models import Notification, StaffMember
+from services.notify.notifications import clinic_staff, notifications_for, preferences_of
 
 
 @cache

@@ -9,9 +9,9 @@ from typing import Callable, Iterable
 from services.common.events import Topic, derived_id, make_event
 from services.common.outbox import Publish, insert_all_once, insert_once, outbox_entry, publish_or_defer
 
-from . import domain
-from .config import NotifySettings
-from .models import AlertAcknowledgement, Notification, RecipientPreferences, StaffMember
+from services.notify import domain
+from services.notify.adapters.config import NotifySettings
+from services.notify.adapters.models import AlertAcknowledgement, Notification, RecipientPreferences, StaffMember
 
 log = logging.getLogger(__name__)
 PRODUCER = "notify"

@@ -11,7 +11,7 @@ from mongoengine import NotUniqueError
 from services.common.auth import Identity
 from services.common.mongo import utcnow
 
-from .models import RecipientPreferences
+from services.notify.adapters.models import RecipientPreferences
 
 
 def preferences_for(identity: Identity) -> RecipientPreferences:

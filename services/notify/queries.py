@@ -7,8 +7,8 @@ from flask import abort
 
 from services.common.auth import Identity
 
-from . import domain
-from .models import Notification, StaffMember
+from services.notify import domain
+from services.notify.adapters.models import Notification, StaffMember
 
 OVERSEERS = ("supervisor", "admin")
 ALERT_KINDS = (domain.ALLIANCE_DROPPED, domain.ESCALATION)

@@ -14,10 +14,10 @@ from services.common.events import Event, InvalidEvent, Topic, decode_event, der
 from services.common.mongo import utcnow
 from services.common.outbox import Publish, insert_once, outbox_entry, publish_or_defer, publish_pending
 
-from . import domain, views
-from .commands import AcceptReferral, DeclineReferral
-from .config import matching_config
-from .models import CandidateRecord, ClientView, IntakeView, ParkedEvent, Referral, visible_referrals
+from services.referral import domain, queries as views
+from services.referral.commands import AcceptReferral, DeclineReferral
+from services.referral.adapters.config import matching_config
+from services.referral.adapters.models import CandidateRecord, ClientView, IntakeView, ParkedEvent, Referral, visible_referrals
 
 PRODUCER = "referral"
 # Referral ids derive from the trigger event's id, so a redelivered trigger finds its referral.

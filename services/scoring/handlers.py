@@ -21,12 +21,12 @@ from services.common.mongo import update_each
 from services.common.outbox import (Publish, PublishAll, insert_all_once, insert_once, outbox_entry,
                                     publish_pending, publish_pending_all)
 
-from . import alerting, domain
-from .calibrations import calibration_for
-from .instruments import shipped_instruments
-from .models import Alert, AlertRecord, Dyad, ExitInterviewScore, OutcomeRecord, SessionScore
-from .rules import effective_settings
-from .views import clinic_settings
+from services.scoring.domain import alerting, instruments as domain
+from services.scoring.adapters.calibrations import calibration_for
+from services.scoring.adapters.instruments import shipped_instruments
+from services.scoring.adapters.models import Alert, AlertRecord, Dyad, ExitInterviewScore, OutcomeRecord, SessionScore
+from services.scoring.adapters.rules import effective_settings
+from services.scoring.queries import clinic_settings
 
 log = logging.getLogger(__name__)
 PRODUCER = "scoring"

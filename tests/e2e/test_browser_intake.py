@@ -12,7 +12,7 @@ import requests
 from services.common import mongo
 from services.common.auth import Identity, issue_token
 from services.common.events import Topic
-from services.intake.seed import seed_organisation
+from services.intake.entrypoints.seed import seed_organisation
 from tests.support.components import ROOT, free_port, runtime, start_process
 from tests.support.kafka_reader import events_on, wait_for
 
@@ -31,7 +31,7 @@ def intake(components, settings_for, unique, tmp_path):
            "RAPPORT_INTAKE_URL": url, "RAPPORT_WEB_WORKERS": "1", "PYTHONUNBUFFERED": "1"}
     process = start_process("intake-api", [
         sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-        "-b", url.removeprefix("http://"), "services.intake.app:create_app()"], tmp_path, env)
+        "-b", url.removeprefix("http://"), "services.intake.entrypoints.app:create_app()"], tmp_path, env)
     try:
         runtime.wait_http([f"{url}/readyz"], timeout_s=60)
         mongo.connect(settings)

@@ -12,8 +12,8 @@ from services.common import mongo
 from services.common.auth import Identity
 from services.common.events import Topic, make_event
 from services.notify import domain
-from services.notify.app import create_app
-from services.notify.models import Notification, StaffMember
+from services.notify.entrypoints.app import create_app
+from services.notify.adapters.models import Notification, StaffMember
 from tests.integration.test_notify_harness import SmtpServer, publish
 from tests.support.alerts import alliance_dropped
 from tests.support.components import start_process
@@ -58,7 +58,7 @@ def dropped(org, client, counselor="co-1"):
 
 
 def worker(tmp_path, env, name="notify-worker"):
-    return start_process(name, [sys.executable, "-m", "services.notify.worker"], tmp_path, env)
+    return start_process(name, [sys.executable, "-m", "services.notify.entrypoints.worker"], tmp_path, env)
 
 
 def test_a_killed_worker_never_sends_an_email_twice(tmp_path, notify, worker_env, settings_for, unique):

@@ -44,7 +44,7 @@ def start_worker(faulty, unique, tmp_path):
         env = {**os.environ, "RAPPORT_KAFKA_BOOTSTRAP": faulty.kafka_bootstrap, "RAPPORT_MONGO_URI": faulty.mongo_uri,
                "RAPPORT_DB_PREFIX": f"f{unique}", "RAPPORT_WORKER_HTTP_PORT": str(port),
                "PYTHONUNBUFFERED": "1", **env_overrides}
-        process = start_process(name or f"{service}-worker", [sys.executable, "-m", f"services.{service}.worker"],
+        process = start_process(name or f"{service}-worker", [sys.executable, "-m", f"services.{service}.entrypoints.worker"],
                                 tmp_path, env)
         process.http = f"http://127.0.0.1:{port}"
         started.append(process)

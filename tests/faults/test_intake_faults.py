@@ -25,7 +25,7 @@ def start_intake_api(faulty, unique, folder, kafka_bootstrap: str | None = None)
            "RAPPORT_API_REQUESTS_PER_MINUTE": "100000"}
     process = start_process(f"intake-api-{port}", [
         sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}",
-        "services.intake.app:create_app()"], folder, env)
+        "services.intake.entrypoints.app:create_app()"], folder, env)
     url = f"http://127.0.0.1:{port}"
     runtime.wait_http([f"{url}/healthz"], timeout_s=60)
     return process, url

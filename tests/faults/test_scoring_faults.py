@@ -15,7 +15,7 @@ import requests
 from services.common import mongo, ops
 from services.common.events import InvalidEvent, Topic, encode_event, make_event
 from services.common.kafka import ConsumerLoop, EventProducer
-from services.scoring.models import Alert, SessionScore
+from services.scoring.adapters.models import Alert, SessionScore
 from tests.faults.conftest import feedback_stream
 from tests.support.kafka_reader import events_on, publish_all, read_topic, send_raw, wait_for
 

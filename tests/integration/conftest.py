@@ -33,7 +33,7 @@ def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
 @pytest.fixture
 def intake_app(settings_for):
     """Intake's Flask app on this test's database; its Kafka clients are closed after the test."""
-    from services.intake.app import create_app  # imported here: only intake's tests need it
+    from services.intake.entrypoints.app import create_app  # imported here: only intake's tests need it
     apps = []
 
     def make(**overrides):

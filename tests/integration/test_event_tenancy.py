@@ -11,13 +11,13 @@ from services.common import mongo
 from services.common.events import InvalidEvent, Topic, encode_event, make_event
 from services.common.kafka import EventProducer
 from services.intake import handlers as intake_handlers
-from services.intake.models import Client, Staff
+from services.intake.adapters.models import Client, Staff
 from services.notify import handlers as notify_handlers
-from services.notify.models import Notification
-from services.referral.models import ClientView, IntakeView
-from services.scoring.alerting import DyadHistory
+from services.notify.adapters.models import Notification
+from services.referral.adapters.models import ClientView, IntakeView
+from services.scoring.domain.alerting import DyadHistory
 from services.scoring.handlers import EVENT_HANDLERS as SCORING_HANDLERS
-from services.scoring.models import Dyad, SessionScore
+from services.scoring.adapters.models import Dyad, SessionScore
 from tests.integration.test_intake_api import register
 from tests.integration.test_intake_api import org  # noqa: F401  (the `org` fixture)
 from tests.integration.test_referral_service import CLINIC, as_received, counselor, db, handle_all, intake  # noqa: F401

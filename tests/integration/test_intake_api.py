@@ -5,8 +5,8 @@ import pytest
 
 from services.common.auth import Identity, issue_token
 from services.common.events import Topic
-from services.intake.models import Client, Staff
-from services.intake.seed import seed_organisation
+from services.intake.adapters.models import Client, Staff
+from services.intake.entrypoints.seed import seed_organisation
 from tests.support.concurrency import at_once
 from tests.support.kafka_reader import events_on
 

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 from services.common.events import Topic
 from services.common.config import Settings
-from services.intake import links
+from services.intake.adapters import links
 from services.intake.handlers import rating_id_for
-from services.intake.models import ExitInterview, FeedbackRequest, FeedbackSubmission, Organisation
+from services.intake.adapters.models import ExitInterview, FeedbackRequest, FeedbackSubmission, Organisation
 from tests.integration.test_intake_api import org, register  # noqa: F401  (the `org` fixture)
 from tests.support.kafka_reader import events_on
 

@@ -10,7 +10,7 @@ from services.common.config import Settings
 from services.common.events import Topic
 from services.common.kafka import ConsumerLoop, EventProducer
 from services.common.outbox import relay_pending
-from services.intake.models import Client, Clinic
+from services.intake.adapters.models import Client, Clinic
 from tests.support.components import free_port
 from tests.support.kafka_reader import events_on, wait_for
 

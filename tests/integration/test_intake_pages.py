@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from services.common.auth import COOKIE_NAME
-from services.intake.models import Client
+from services.intake.adapters.models import Client
 from tests.integration.test_intake_api import PASSWORD, org, register  # noqa: F401  (the `org` fixture)
 from tests.support.identity import form_token
 

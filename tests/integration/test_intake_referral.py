@@ -4,7 +4,7 @@ from __future__ import annotations
 from services.common.events import Topic, encode_event, make_event
 from services.common.kafka import EventProducer
 from services.intake.handlers import EVENT_HANDLERS
-from services.intake.models import Client
+from services.intake.adapters.models import Client
 from tests.integration.test_intake_api import PASSWORD, org, register  # noqa: F401  (the `org` fixture)
 from tests.support.kafka_reader import events_on, read_topic
 

@@ -8,7 +8,8 @@ import jwt
 
 from services.common.auth import COOKIE_NAME, Identity, issue_token
 from services.common.audit import AuditRecord
-from services.intake import accounts, pages
+from services.intake.adapters import accounts
+from services.intake.entrypoints import pages
 from tests.integration.test_intake_api import PASSWORD, org, register  # noqa: F401  (the `org` fixture)
 from tests.support.identity import DEVELOPMENT, form_token
 

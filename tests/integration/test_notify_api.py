@@ -6,11 +6,11 @@ import pytest
 
 from services.common.auth import Identity, issue_token
 from services.common.events import Topic, decode_event, encode_event, make_event
-from services.notify.app import create_app
-from services.notify.config import NotifySettings
+from services.notify.entrypoints.app import create_app
+from services.notify.adapters.config import NotifySettings
 from services.notify.delivery import Dispatcher
 from services.notify.handlers import EVENT_HANDLERS
-from services.notify.models import AlertAcknowledgement, Notification, RecipientPreferences
+from services.notify.adapters.models import AlertAcknowledgement, Notification, RecipientPreferences
 from tests.support.alerts import alliance_dropped
 from tests.support.concurrency import at_once
 from tests.support.identity import form_token

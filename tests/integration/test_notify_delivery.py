@@ -11,11 +11,11 @@ from services.common import mongo
 from services.common.auth import Identity, issue_token
 from services.common.events import CrossTenantEvent, Topic, decode_event, encode_event, make_event, new_id
 from services.notify import domain, handlers
-from services.notify.app import create_app
-from services.notify.config import NotifySettings
+from services.notify.entrypoints.app import create_app
+from services.notify.adapters.config import NotifySettings
 from services.notify.delivery import Dispatcher
 from services.notify.handlers import EVENT_HANDLERS
-from services.notify.models import Notification, RecipientPreferences, StaffMember
+from services.notify.adapters.models import Notification, RecipientPreferences, StaffMember
 from tests.integration.test_notify_harness import publish, smtp_server, webhook_receiver  # noqa: F401 (fixtures)
 from tests.support.alerts import alliance_dropped
 from tests.support.components import free_port

@@ -11,10 +11,10 @@ from services.common.auth import COOKIE_NAME, Identity, issue_token
 from services.common.events import InvalidEvent, Topic, decode_event, encode_event, make_event
 from services.common.kafka import EventProducer
 from services.referral import handlers
-from services.referral.app import create_app
+from services.referral.entrypoints.app import create_app
 from services.referral.handlers import EVENT_HANDLERS, referral_id_for
 from services.common.outbox import relay_pending
-from services.referral.models import (OUTBOX_DOCUMENTS, ClientView, CounselorFit, CounselorView, ParkedEvent,
+from services.referral.adapters.models import (OUTBOX_DOCUMENTS, ClientView, CounselorFit, CounselorView, ParkedEvent,
                                       Referral)
 from tests.support.alerts import alliance_dropped
 from tests.support.components import free_port

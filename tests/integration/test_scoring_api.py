@@ -9,8 +9,8 @@ import pytest
 from services.common.auth import Identity, issue_token
 from services.common.events import Topic, make_event
 from services.scoring import handlers
-from services.scoring.app import create_app
-from services.scoring.models import Alert
+from services.scoring.entrypoints.app import create_app
+from services.scoring.adapters.models import Alert
 
 CLINIC, OTHER_CLINIC = "clinic-a", "clinic-b"
 # Sessions 1-3 steady, 4 falls in the task dimension.

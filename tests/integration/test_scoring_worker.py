@@ -8,10 +8,11 @@ import pytest
 
 from services.common import mongo
 from services.common.events import CrossTenantEvent, Topic, make_event
-from services.scoring import alerting, handlers
+from services.scoring.domain import alerting
+from services.scoring import handlers
 from services.scoring.handlers import EVENT_HANDLERS
-from services.scoring.instruments import shipped_instruments
-from services.scoring.models import (Alert, ClinicAlertSettings, ClinicCalibration, Dyad, ExitInterviewScore,
+from services.scoring.adapters.instruments import shipped_instruments
+from services.scoring.adapters.models import (Alert, ClinicAlertSettings, ClinicCalibration, Dyad, ExitInterviewScore,
                                      SessionScore)
 from tests.support.kafka_reader import events_on, publish_all, send_raw
 

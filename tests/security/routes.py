@@ -16,7 +16,7 @@ LIST_RULES = """
 import importlib, json, sys
 found = []
 for service in sys.argv[1:]:
-    app = importlib.import_module(f"services.{service}.app").create_app()
+    app = importlib.import_module(f"services.{service}.entrypoints.app").create_app()
     for rule in app.url_map.iter_rules():
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             found.append([service, method, rule.rule])

@@ -1,7 +1,7 @@
 """A simulated caseload with hidden truth, for judging the alert rules the way a clinic would.
 
 Modelled on what session ratings look like, and built differently from the reference model the
-calibration simulates (services/scoring/calibration.py), so that the test does not grade the calibration
+calibration simulates (services/scoring/domain/calibration.py), so that the test does not grade the calibration
 against its own assumptions:
 
 - whole-number items with a ceiling: most clients rate 8-10 of 10 (levels drawn from a beta distribution),
@@ -21,7 +21,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from services.scoring.domain import Instrument
+from services.scoring.domain.instruments import Instrument
 
 T_DF = 6
 KINDS = (("stable", 0.58), ("stable_low", 0.15), ("growth", 0.12), ("decline", 0.15))

@@ -59,10 +59,10 @@ def start_platform(components: Components, folder: Path, extra_env: dict[str, st
         for name in SERVICES:
             platform.start(f"{name}-api", [
                 sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-                "-b", f"127.0.0.1:{ports[name]}", f"services.{name}.app:create_app()"], env)
+                "-b", f"127.0.0.1:{ports[name]}", f"services.{name}.entrypoints.app:create_app()"], env)
             # A consumer group of this platform's own: platforms sharing a broker (the e2e and the security
             # suites in one run) would otherwise split each topic's partitions between their workers.
-            platform.start(f"{name}-worker", [sys.executable, "-m", f"services.{name}.worker"],
+            platform.start(f"{name}-worker", [sys.executable, "-m", f"services.{name}.entrypoints.worker"],
                            {**env, "RAPPORT_WORKER_HTTP_PORT": str(worker_ports[name]),
                             "RAPPORT_CONSUMER_GROUP": f"{name}-{env['RAPPORT_DB_PREFIX']}"})
         runtime.wait_http([f"{url}/readyz" for url in (*urls.values(), *platform.worker_urls.values())],

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from services.common.config import Settings
-from services.notify import config as notify_config
-from services.referral import config as referral_config
+from services.notify.adapters import config as notify_config
+from services.referral.adapters import config as referral_config
 from services.referral.domain import MatchingConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -332,7 +332,7 @@ def test_third_party_images_are_pinned_to_a_version():
 @pytest.mark.parametrize("name", WORKERS)
 def test_worker_command_runs_an_existing_module(name):
     args = argv(compose_services()[name]["command"])
-    assert python_module(args) == f"services.{name.removesuffix('-worker')}.worker"
+    assert python_module(args) == f"services.{name.removesuffix('-worker')}.entrypoints.worker"
     assert_runs_existing_code(args)
 
 
@@ -340,7 +340,7 @@ def test_worker_command_runs_an_existing_module(name):
 def test_api_command_serves_an_existing_app_factory(name):
     args = argv(compose_services()[name]["command"])
     assert gunicorn_app(args) is not None, f"{name} is not served by gunicorn: {args}"
-    assert gunicorn_app(args)[0] == f"services.{name.removesuffix('-api')}.app"
+    assert gunicorn_app(args)[0] == f"services.{name.removesuffix('-api')}.entrypoints.app"
     assert_runs_existing_code(args)
 
 

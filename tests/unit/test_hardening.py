@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 
 from services.common.schemas import PlainText
 from services.common.web import json_depth
-from services.notify.webhooks import (NOT_ALLOWED, Allowance, DeliveryError, check_url, is_public,
+from services.notify.adapters.webhooks import (NOT_ALLOWED, Allowance, DeliveryError, check_url, is_public,
                                       vetted_address)
 
 

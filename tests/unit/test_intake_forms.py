@@ -1,8 +1,8 @@
 """The new-client form: flat browser fields to the API's shape, and the API's errors back to fields."""
 from werkzeug.datastructures import MultiDict
 
-from services.intake.pages import _client_input, _flatten
-from services.intake.schemas import ClientSchema
+from services.intake.entrypoints.pages import _client_input, _flatten
+from services.intake.entrypoints.schemas import ClientSchema
 
 
 def test_form_fields_become_the_api_shape_and_validate_with_the_api_schema():

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.intake import links
+from services.intake.adapters import links
 
 SECRET = "a-test-secret-of-sufficient-length-0000"
 NOW = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)

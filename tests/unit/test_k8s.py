@@ -231,9 +231,9 @@ def test_each_deployment_runs_existing_code_from_the_project_image(name):
     args = argv(container["command"])
     service, kind = name.rsplit("-", 1)
     if kind == "api":
-        assert gunicorn_app(args)[0] == f"services.{service}.app"
+        assert gunicorn_app(args)[0] == f"services.{service}.entrypoints.app"
     else:
-        assert python_module(args) == f"services.{service}.worker"
+        assert python_module(args) == f"services.{service}.entrypoints.worker"
     assert_runs_existing_code(args)
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta, timezone
 import pytest
 
 from services.notify import domain
-from services.notify.config import NotifySettings
+from services.notify.adapters.config import NotifySettings
 
 UTC = timezone.utc
 CLINIC = "clinic-a"

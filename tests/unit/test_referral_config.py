@@ -1,6 +1,6 @@
 import pytest
 
-from services.referral.config import load_matching_config
+from services.referral.adapters.config import load_matching_config
 from services.referral.domain import MatchingConfig
 
 

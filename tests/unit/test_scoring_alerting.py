@@ -4,8 +4,8 @@ import math
 import pytest
 
 from services.common.repair import repair_suggestion
-from services.scoring import alerting, domain
-from services.scoring.rules import effective_settings
+from services.scoring.domain import alerting, instruments as domain
+from services.scoring.adapters.rules import effective_settings
 
 # Explicit scale: k 2 in SDs, a pooled within-client SD of 2 points, 0.7 per dimension.
 SCALE = alerting.AlertScale(k=2.0, pooled_sd=2.0, dimension_sd=0.7)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.scoring.backtest_cli import backtest_command
-from services.scoring.instruments import shipped_instruments
+from services.scoring.entrypoints.backtest_cli import backtest_command
+from services.scoring.adapters.instruments import shipped_instruments
 from tests.support import caseload
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,12 +4,12 @@ import statistics
 
 import pytest
 
-from services.scoring import calibration
-from services.scoring.alerting import standardized_fall
-from services.scoring.calibration import (REFERENCE, Calibration, calibrate, robust_within_sd,
+from services.scoring.domain import calibration
+from services.scoring.domain.alerting import standardized_fall
+from services.scoring.domain.calibration import (REFERENCE, Calibration, calibrate, robust_within_sd,
                                           sessions_per_counselor_month_dated, sessions_per_counselor_month_weekly)
-from services.scoring.instruments import shipped_instruments
-from services.scoring.rules import effective_settings
+from services.scoring.adapters.instruments import shipped_instruments
+from services.scoring.adapters.rules import effective_settings
 
 RULES = effective_settings(None)["rules"]
 SR4 = shipped_instruments()["session-rating-4"]

@@ -9,11 +9,11 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from services.scoring import alerting
-from services.scoring.backtest import AnsweredSession, run_backtest
-from services.scoring.domain import score_answers
-from services.scoring.instruments import shipped_instruments
-from services.scoring.rules import effective_settings
+from services.scoring.domain import alerting
+from services.scoring.domain.backtest import AnsweredSession, run_backtest
+from services.scoring.domain.instruments import score_answers
+from services.scoring.adapters.instruments import shipped_instruments
+from services.scoring.adapters.rules import effective_settings
 from tests.support import caseload
 
 BUDGETS = (0.5, 1, 2, 4)

@@ -1,6 +1,6 @@
 import xml.etree.ElementTree as ET
 
-from services.scoring.chart import describe, render_trajectory
+from services.scoring.entrypoints.chart import describe, render_trajectory
 
 SVG = "{http://www.w3.org/2000/svg}"
 TRAJECTORY = {
@@ -50,7 +50,7 @@ def test_a_single_session_and_no_cutoff_still_render():
 
 
 def test_the_total_axis_zooms_to_the_data_without_cutting_any_line_off():
-    from services.scoring.chart import BOTTOM, HEIGHT, TOP
+    from services.scoring.entrypoints.chart import BOTTOM, HEIGHT, TOP
     high_ratings = {**TRAJECTORY, "cutoff_total": 36, "scale": (0, 40), "points": [
         {"session_number": 1, "total": 39, "subscales": {"goal": 10, "task": 9.5, "bond": 9.5}, "alerts": []},
         {"session_number": 2, "total": 31, "subscales": {"goal": 9, "task": 9, "bond": 6}, "alerts": ["rupture"]},

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from services.common.instruments import instrument_definitions
-from services.scoring import domain
-from services.scoring.instruments import shipped_instruments
+from services.scoring.domain import instruments as domain
+from services.scoring.adapters.instruments import shipped_instruments
 
 
 def instrument(cutoff=27.0, reverse=False, sd=2.0, reliability=0.5):

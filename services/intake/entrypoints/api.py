@@ -1,0 +1,349 @@
+"""JSON entrypoints under /api/: validate input, build a command, hand it to the handlers, render the result."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, time, timedelta, timezone
+
+from flask import g, request
+from flask_smorest import Blueprint, abort
+
+from services.common.auth import Identity, issue_token
+from services.common.ratelimit import too_many
+from services.common.schemas import QuerySetPage
+from services.common.web import guard, kafka_ext, require_identity, settings
+
+from services.intake import domain, handlers
+
+from services.intake.adapters import links
+from services.intake.adapters.accounts import SignInAmbiguous, record_throttled, sign_in, throttle
+from services.intake.commands import (AssignCounselor, CreateClinic, CreateFeedbackRequest, CreateStaff, RecordSession,
+                       RegisterClient, SignOut, SubmitFeedback, UpdateClinic, UpdateStaff)
+from services.intake.queries import counselor_views, search_counselors
+from services.intake.adapters.models import Client, Clinic, ExitInterview, FeedbackRequest, FeedbackSubmission, Session
+from services.intake.entrypoints.schemas import (AssignmentRequestSchema, ClientQuerySchema, ClientSchema, ClinicSchema, ClinicUpdateSchema,
+                      CounselorProfileSchema, CounselorQuerySchema, CounselorSchema, ExitInterviewSchema,
+                      FeedbackQuerySchema, FeedbackRequestSchema, FeedbackSchema, IdentitySchema, SessionSchema, StaffSchema,
+                      StaffUpdateSchema, TokenRequestSchema, TokenSchema)
+
+auth = Blueprint("auth", __name__, url_prefix="/api/auth", description="Sign-in for API callers")
+clinics = Blueprint("clinics", __name__, url_prefix="/api/clinics", description="Clinics of the organisation")
+staff = Blueprint("staff", __name__, url_prefix="/api/staff", description="Staff and their roles (admin)")
+counselors = Blueprint("counselors", __name__, url_prefix="/api/counselors", description="Counselor directory")
+clients = Blueprint("clients", __name__, url_prefix="/api/clients",
+                    description="Clients: registration (intake), assignment, sessions, feedback links")
+feedback = Blueprint("feedback", __name__, url_prefix="/api/feedback", description="Session feedback")
+BLUEPRINTS = (auth, clinics, staff, counselors, clients, feedback)
+
+ANY_STAFF = domain.STAFF_ROLES
+
+
+def caller() -> Identity:
+    return require_identity()
+
+
+@contextmanager
+def domain_errors():
+    """Rule violations as HTTP answers: 404 for what the caller cannot see, 422 naming the field."""
+    try:
+        yield
+    except domain.NotFound:
+        abort(404)
+    except domain.Forbidden as exc:
+        abort(403, errors={"json": {exc.field: [exc.message]}})
+    except domain.Conflict as exc:
+        abort(409, errors={"json": {exc.field: [f"{exc.message} ({exc.existing})"]}})
+    except domain.Refused as exc:
+        abort(422, errors={"json": {exc.field: [exc.message]}})
+    except domain.AnswersInvalid as exc:
+        abort(422, errors={"json": {"answers": {k: [v] for k, v in exc.errors.items()}}})
+
+
+def run(cmd):
+    with domain_errors():
+        return handlers.handle(cmd, kafka_ext.send)
+
+
+# --- auth ---
+
+@auth.post("/token")
+@auth.arguments(TokenRequestSchema)
+@auth.response(200, TokenSchema)
+@auth.alt_response(401, description="Unknown e-mail or wrong password")
+@auth.alt_response(409, description="The e-mail opens accounts of several organisations: send org_id")
+@auth.alt_response(429, description="Too many attempts for this account or address; see Retry-After")
+def create_token(data):
+    """Exchange a staff member's e-mail and password for a bearer token (JWT) every service accepts."""
+    decision = throttle(data["email"], request.remote_addr)
+    if not decision.allowed:
+        record_throttled(data["email"], g.get("request_id"))
+        return too_many(decision)
+    try:
+        identity = sign_in(data["email"], data["password"], g.get("request_id"), data["org_id"])
+    except SignInAmbiguous:
+        abort(409, errors={"json": {"org_id": [
+            "This e-mail and password open accounts of more than one organisation: name the organisation."]}})
+    if identity is None:
+        abort(401, message="Unknown e-mail or wrong password.")
+    s = settings()
+    return {"token": issue_token(s, identity), "token_type": "Bearer", "expires_in": s.session_idle_minutes * 60}
+
+
+@auth.post("/signout")
+@guard()
+@auth.response(204)
+def sign_out():
+    """End every session of the caller, on every device: their tokens stop working in every service."""
+    run(SignOut(caller()))
+
+
+@auth.get("/me")
+@guard()
+@auth.response(200, IdentitySchema)
+def me():
+    return caller()
+
+
+# --- clinics ---
+
+@clinics.get("")
+@guard(*ANY_STAFF)
+@clinics.response(200, ClinicSchema(many=True))
+@clinics.paginate(QuerySetPage)
+def list_clinics():
+    identity = caller()
+    query = {"org_id": identity.org_id} if identity.is_admin else {"org_id": identity.org_id,
+                                                                  "id__in": list(identity.clinic_ids)}
+    return Clinic.objects(**query).order_by("name")
+
+
+@clinics.post("")
+@guard("admin")
+@clinics.arguments(ClinicSchema)
+@clinics.response(201, ClinicSchema)
+def create_clinic(data):
+    return run(CreateClinic(caller(), **data))
+
+
+@clinics.patch("/<clinic_id>")
+@guard("admin")
+@clinics.arguments(ClinicUpdateSchema)
+@clinics.response(200, ClinicSchema)
+def update_clinic(data, clinic_id):
+    """Rename a clinic or choose the instrument its clients answer."""
+    return run(UpdateClinic(caller(), clinic_id, data))
+
+
+# --- staff ---
+
+@staff.get("")
+@guard("admin", "supervisor")
+@staff.response(200, StaffSchema(many=True))
+@staff.paginate(QuerySetPage)
+def list_staff():
+    identity = caller()
+    return handlers.Staff.objects(**handlers.staff_filter(identity)).order_by("display_name")
+
+
+@staff.post("")
+@guard("admin")
+@staff.arguments(StaffSchema)
+@staff.response(201, StaffSchema)
+def create_staff(data):
+    """Add a staff member (admins); publishes `staff.updated` (and `counselor.updated` for counselors)."""
+    return run(CreateStaff(caller(), **data))
+
+
+@staff.get("/<staff_id>")
+@guard("admin", "supervisor")
+@staff.response(200, StaffSchema)
+def get_staff(staff_id):
+    with domain_errors():
+        return handlers.scoped_staff(caller(), staff_id)
+
+
+@staff.patch("/<staff_id>")
+@guard("admin", "supervisor")
+@staff.arguments(StaffUpdateSchema)
+@staff.response(200, StaffSchema)
+def update_staff(data, staff_id):
+    """Change role, clinics, supervisor, password or deactivate (admins; supervisors change a counselor's
+    name and directory entry only); publishes `staff.updated`. A new role, clinics or password, or a
+    deactivation, ends the member's sessions."""
+    return run(UpdateStaff(caller(), staff_id, data))
+
+
+# --- counselor directory ---
+
+@counselors.get("")
+@guard(*ANY_STAFF)
+@counselors.arguments(CounselorQuerySchema, location="query")
+@counselors.response(200, CounselorSchema(many=True))
+@counselors.paginate()
+def list_counselors(query, pagination_parameters):
+    """The directory, filtered by clinic, specialty, language, modality and whether accepting clients."""
+    found = search_counselors(caller(), **query)
+    pagination_parameters.item_count = found.count()
+    page = found.skip(pagination_parameters.first_item).limit(pagination_parameters.page_size)
+    return counselor_views(list(page))
+
+
+@counselors.get("/<counselor_id>")
+@guard(*ANY_STAFF)
+@counselors.response(200, CounselorSchema)
+def get_counselor(counselor_id):
+    found = counselor_views(list(search_counselors(caller()).filter(id=counselor_id)))
+    return found[0] if found else abort(404)
+
+
+@counselors.patch("/<counselor_id>")
+@guard(*domain.DIRECTORY_EDITORS)
+@counselors.arguments(CounselorProfileSchema)
+@counselors.response(200, CounselorSchema)
+def update_counselor(data, counselor_id):
+    """Change a counselor's directory profile; publishes `counselor.updated`."""
+    counselor = run(UpdateStaff(caller(), counselor_id, {"counselor": data}))
+    return counselor_views([counselor])[0]
+
+
+# --- clients ---
+
+@clients.get("")
+@guard(*ANY_STAFF)
+@clients.arguments(ClientQuerySchema, location="query")
+@clients.response(200, ClientSchema(many=True))
+@clients.paginate(QuerySetPage)
+def list_clients(query):
+    """Clients of the caller's clinics, newest first."""
+    identity = caller()
+    found = Client.objects(**handlers.client_scope(identity))
+    if "clinic_id" in query:
+        found = found.filter(clinic_id=query["clinic_id"])
+    if "counselor_id" in query:
+        found = found.filter(counselor_id=query["counselor_id"])
+    if "since" in query:
+        found = found.filter(created_at__gte=datetime.combine(query["since"], time(), timezone.utc))
+    return found.order_by("-created_at")
+
+
+@clients.post("")
+@guard(*domain.CLIENT_WRITERS)
+@clients.arguments(ClientSchema)
+@clients.response(201, ClientSchema)
+def register_client(data):
+    """Register a client (the intake); publishes `intake.submitted` with ids and codes only, and
+    `client.assigned` when a counselor is chosen at once."""
+    return run(RegisterClient(caller(), **data))
+
+
+@clients.get("/<client_id>")
+@guard(*ANY_STAFF)
+@clients.response(200, ClientSchema)
+def get_client(client_id):
+    with domain_errors():
+        return handlers.scoped_client(caller(), client_id)
+
+
+@clients.post("/<client_id>/assignment")
+@guard(*domain.CLIENT_WRITERS)
+@clients.arguments(AssignmentRequestSchema)
+@clients.response(200, ClientSchema)
+def assign_counselor(data, client_id):
+    """Give the client a counselor (recorded with who and when); publishes `client.assigned`."""
+    return run(AssignCounselor(caller(), client_id, data["counselor_id"]))
+
+
+@clients.get("/<client_id>/sessions")
+@guard(*ANY_STAFF)
+@clients.response(200, SessionSchema(many=True))
+@clients.paginate(QuerySetPage)
+def list_sessions(client_id):
+    with domain_errors():
+        client = handlers.scoped_client(caller(), client_id)
+    return Session.objects(client_id=client.id).order_by("number")
+
+
+@clients.post("/<client_id>/sessions")
+@guard(*ANY_STAFF)
+@clients.arguments(SessionSchema)
+@clients.response(201, SessionSchema)
+def record_session(data, client_id):
+    """Record that a session took place; the number defaults to the next one."""
+    return run(RecordSession(caller(), client_id, **data))
+
+
+@clients.get("/<client_id>/feedback-requests")
+@guard(*ANY_STAFF)
+@clients.response(200, FeedbackRequestSchema(many=True))
+def list_feedback_requests(client_id):
+    with domain_errors():
+        client = handlers.scoped_client(caller(), client_id)
+    return [with_url(r) for r in FeedbackRequest.objects(client_id=client.id).order_by("-created_at")]
+
+
+@clients.post("/<client_id>/feedback-requests")
+@guard(*ANY_STAFF)
+@clients.arguments(FeedbackRequestSchema)
+@clients.response(201, FeedbackRequestSchema)
+def create_feedback_request(data, client_id):
+    """A signed, single-use, expiring link for the client: session feedback or the exit interview."""
+    request = run(CreateFeedbackRequest(caller(), client_id, data["session_id"],
+                                        data["kind"], timedelta(hours=data["valid_for_hours"])))
+    return with_url(request)
+
+
+@clients.get("/<client_id>/exit-interviews")
+@guard(*ANY_STAFF)
+@clients.response(200, ExitInterviewSchema(many=True))
+def list_exit_interviews(client_id):
+    identity = caller()
+    with domain_errors():
+        client = handlers.scoped_client(identity, client_id)
+    return list(exit_interviews(identity, client.id))
+
+
+def exit_interviews(identity: Identity, client_id: str):
+    """A client's exit interviews; the client's own words (comment) are not for the front desk."""
+    found = ExitInterview.objects(client_id=client_id).order_by("session_number")
+    return found.exclude("comment") if identity.role not in domain.COMMENT_READERS else found
+
+
+def link_url(request: FeedbackRequest) -> str:
+    token = links.sign(settings().jwt_secret, request.kind, request.id, request.expires_at)
+    path = "f" if request.kind == "feedback" else "x"
+    return f"{settings().intake_url}/{path}/{token}"
+
+
+def with_url(request: FeedbackRequest) -> dict:
+    fields = {name: getattr(request, name, None) for name in FeedbackRequestSchema().dump_fields}
+    return {**fields, "url": link_url(request)}
+
+
+# --- feedback entered by staff ---
+
+@feedback.post("")
+@guard(*ANY_STAFF)
+@feedback.arguments(FeedbackSchema)
+@feedback.response(201, FeedbackSchema)
+def submit_feedback(data):
+    """Record a client's session rating entered by staff; publishes `feedback.submitted`.
+    Counselor and instrument default to the client's counselor and the clinic's instrument."""
+    return run(SubmitFeedback(caller(), **data))
+
+
+@feedback.get("")
+@guard(*ANY_STAFF)
+@feedback.arguments(FeedbackQuerySchema, location="query")
+@feedback.response(200, FeedbackSchema(many=True))
+@feedback.paginate(QuerySetPage)
+def list_feedback(query):
+    identity = caller()
+    return FeedbackSubmission.objects(client_id=query["client_id"], **handlers.client_scope(identity)) \
+        .order_by("session_number", "created_at")
+
+
+@feedback.get("/<feedback_id>")
+@guard(*ANY_STAFF)
+@feedback.response(200, FeedbackSchema)
+def get_feedback(feedback_id):
+    identity = caller()
+    return FeedbackSubmission.objects(id=feedback_id, **handlers.client_scope(identity)).first() or abort(404)

@@ -1,0 +1,320 @@
+"""Browser pages: sign-in for staff, the front desk, the directory, and the clients' feedback pages.
+
+Server-rendered and usable without JavaScript. Forms post back to the same URL; a form with errors is shown
+again with each message next to its field (aria-invalid, aria-describedby).
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from urllib.parse import urlsplit
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+from werkzeug.datastructures import MultiDict
+
+from services.common import audit, ratelimit
+from services.common.events import CONCERNS, MODALITIES, URGENCIES
+from services.common.web import (clear_session_cookie, kafka_ext, require_page_identity,
+                                 set_session_cookie, settings, signin_redirect)
+
+from services.intake import domain, handlers
+
+from services.intake.adapters import links
+from services.intake.adapters.accounts import SignInAmbiguous, record_throttled, sign_in, throttle
+from services.intake.entrypoints.api import exit_interviews, link_url
+from services.intake.commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateFeedbackRequest,
+                       RecordSession, RegisterClient, SignOut)
+from services.intake.queries import counselor_views, search_counselors
+from services.intake.adapters.models import Client, Clinic, FeedbackRequest, Session
+from services.intake.entrypoints.schemas import ClientSchema, CounselorQuerySchema, SessionSchema
+
+pages = Blueprint("intake_pages", __name__, template_folder="templates")
+
+LINK_VALID_FOR = timedelta(hours=72)
+# Messages shown after a redirect (post/redirect/get), by code, so no text travels in the URL.
+NOTICES = {"registered": "Client registered.", "assigned": "Counselor assigned.",
+           "session": "Session recorded.", "link": "Link created: copy it below and send it to the client."}
+
+
+def _vocabulary() -> dict:
+    return {"concerns": CONCERNS, "modalities": MODALITIES, "urgencies": URGENCIES, "genders": domain.GENDERS,
+            "days": domain.DAYS, "times": domain.TIMES}
+
+
+# --- sign-in ---
+
+def _safe_next(target: str | None) -> str:
+    """Only back to a Rapport page: a relative path or one of the configured service URLs."""
+    if not target:
+        return url_for("intake_pages.home")
+    s = settings()
+    allowed = {urlsplit(u).netloc for u in (s.intake_url, s.scoring_url, s.referral_url, s.notify_url)}
+    parts = urlsplit(target)
+    if (not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//")) or \
+            (parts.scheme in ("http", "https") and parts.netloc in allowed):
+        return target
+    return url_for("intake_pages.home")
+
+
+@pages.get("/signin")
+def signin_form():
+    return render_template("signin.html", next=request.args.get("next", ""), error=None, email="", ask_org=False)
+
+
+@pages.post("/signin")
+def signin():
+    email, target = request.form.get("email", ""), request.form.get("next", "")
+    org_id = request.form.get("org_id") or None
+    decision = throttle(email, request.remote_addr)
+    if not decision.allowed:
+        record_throttled(email, g.get("request_id"))
+        minutes = -(-decision.retry_after_s // 60)
+        return render_template("signin.html", next=target, email=email, ask_org=bool(org_id),
+                               error=f"Too many attempts. Please wait {minutes} minutes and try again."), \
+            429, {"Retry-After": str(decision.retry_after_s)}
+    try:
+        identity = sign_in(email, request.form.get("password", ""), g.get("request_id"), org_id)
+    except SignInAmbiguous:
+        return render_template("signin.html", next=target, email=email, ask_org=True,
+                               error="This e-mail belongs to more than one organisation: enter the "
+                                     "organisation's id as well."), 409
+    if identity is None:
+        return render_template("signin.html", next=target, email=email, ask_org=bool(org_id),
+                               error="That e-mail and password do not match an active account."), 401
+    return set_session_cookie(redirect(_safe_next(target), 303), identity)
+
+
+@pages.post("/signout")
+def signout():
+    """Sign out: the session ends here and in every service, on every device of this staff member."""
+    identity = require_page_identity()
+    if identity is None:
+        return clear_session_cookie(signin_redirect())
+    handlers.handle(SignOut(identity), kafka_ext.send)
+    return clear_session_cookie(redirect(url_for("intake_pages.signin_form"), 303))
+
+
+# --- front desk ---
+
+@pages.get("/")
+def home():
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    start_of_day = datetime.combine(date.today(), time(), timezone.utc)
+    scoped = Client.objects(**handlers.client_scope(identity))
+    today = list(scoped.filter(created_at__gte=start_of_day).order_by("-created_at"))
+    recent = list(scoped.filter(created_at__lt=start_of_day).order_by("-created_at")[:20])
+    audit.reads(*(c.id for c in today + recent))
+    return render_template("home.html", today=today, recent=recent,
+                           clinic_names=_clinic_names(identity), notice=NOTICES.get(request.args.get("done")))
+
+
+def _clinic_names(identity) -> dict[str, str]:
+    return {c.id: c.name for c in Clinic.objects(org_id=identity.org_id)}
+
+
+def _clinics_of(identity) -> list[Clinic]:
+    return [c for c in Clinic.objects(org_id=identity.org_id).order_by("name")
+            if identity.can_access_clinic(c.org_id, c.id)]
+
+
+@pages.route("/clients/new", methods=["GET", "POST"])
+def new_client():
+    identity = require_page_identity(*domain.CLIENT_WRITERS)
+    if identity is None:
+        return signin_redirect()
+    clinics = _clinics_of(identity)
+    form, errors = request.form, {}
+    if request.method == "POST":
+        try:
+            data = ClientSchema().load(_client_input(form))
+            client = handlers.handle(RegisterClient(identity, **data), kafka_ext.send)
+            return redirect(url_for("intake_pages.client_page", client_id=client.id, done="registered"), 303)
+        except ValidationError as exc:
+            errors = _flatten(exc.messages)
+        except domain.Refused as exc:
+            errors = {exc.field: exc.message}
+    elif len(clinics) == 1:
+        form = MultiDict({"clinic_id": clinics[0].id})
+    counselors = counselor_views(list(search_counselors(identity, accepting=True)))
+    return render_template("client_new.html", form=form, errors=errors, clinics=clinics, counselors=counselors,
+                           **_vocabulary()), 422 if errors else 200
+
+
+def _client_input(form: MultiDict) -> dict:
+    """The form's flat fields as the API's JSON shape; empty inputs are left out (or None)."""
+    def text(name):
+        return form.get(name, "").strip() or None
+    data = {"clinic_id": text("clinic_id"), "first_name": text("first_name"), "last_name": text("last_name"),
+            "date_of_birth": text("date_of_birth"), "email": text("email"), "phone": text("phone"),
+            "concerns": form.getlist("concerns"), "urgency": text("urgency") or "routine", "notes": text("notes"),
+            "counselor_id": text("counselor_id"),
+            "preferences": {"language": text("language"), "modality": text("modality") or "either",
+                            "counselor_gender": text("counselor_gender"), "days": form.getlist("days"),
+                            "times": form.getlist("times")}}
+    # Required fields left empty are absent, so the schema says "required" rather than "not a string".
+    return {k: v for k, v in data.items() if v is not None or k not in ("clinic_id", "first_name", "last_name")}
+
+
+def _flatten(messages, prefix: str = "") -> dict[str, str]:
+    """Marshmallow's nested errors as {form field: first message}; preferences' fields are top-level inputs."""
+    flat = {}
+    for key, value in messages.items():
+        name = str(key) if prefix in ("", "preferences") else f"{prefix}.{key}"
+        if isinstance(value, dict) and not all(isinstance(k, int) for k in value):
+            flat.update(_flatten(value, name))
+        elif isinstance(value, dict):  # errors of list items: one message for the list
+            flat[name] = next(iter(value.values()))[0]
+        else:
+            flat[name] = value[0]
+    return flat
+
+
+# --- a client ---
+
+@pages.get("/clients/<client_id>")
+def client_page(client_id, errors=None, status=200):
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    try:
+        client = handlers.scoped_client(identity, client_id)
+    except domain.NotFound:
+        return render_template("not_found.html"), 404
+    sessions = list(Session.objects(client_id=client.id).order_by("number"))
+    requests = list(FeedbackRequest.objects(client_id=client.id).order_by("-created_at"))
+    now = datetime.now(timezone.utc)
+    link_rows = [{"request": r, "url": link_url(r),
+                  "state": domain.link_state(r.expires_at, r.answered_at is not None, now)} for r in requests]
+    counselors = counselor_views(list(search_counselors(identity, clinic_id=client.clinic_id)))
+    return render_template(
+        "client.html", client=client, sessions=sessions, links=link_rows, counselors=counselors,
+        counselor_names={c["id"]: c["display_name"] for c in counselors},
+        exit_interviews=list(exit_interviews(identity, client.id)), clinic_names=_clinic_names(identity),
+        errors=errors or {}, notice=NOTICES.get(request.args.get("done")), today=date.today().isoformat(),
+        can_write=identity.role in domain.CLIENT_WRITERS), status
+
+
+def _client_action(client_id, roles, build, done):
+    identity = require_page_identity(*roles)
+    if identity is None:
+        return signin_redirect()
+    try:
+        handlers.handle(build(identity), kafka_ext.send)
+    except domain.NotFound:
+        return render_template("not_found.html"), 404
+    except domain.Refused as exc:
+        return client_page(client_id, errors={exc.field: exc.message}, status=422)
+    except ValidationError as exc:
+        return client_page(client_id, errors=_flatten(exc.messages), status=422)
+    return redirect(url_for("intake_pages.client_page", client_id=client_id, done=done), 303)
+
+
+@pages.post("/clients/<client_id>/assignment")
+def assign(client_id):
+    counselor_id = request.form.get("counselor_id", "")
+    if not counselor_id:
+        return client_page(client_id, errors={"counselor_id": "Choose a counselor."}, status=422)
+    return _client_action(client_id, domain.CLIENT_WRITERS,
+                          lambda identity: AssignCounselor(identity, client_id, counselor_id), "assigned")
+
+
+@pages.post("/clients/<client_id>/sessions")
+def record_session(client_id):
+    def build(identity):
+        data = SessionSchema().load({"held_on": request.form.get("held_on", "")})
+        return RecordSession(identity, client_id, **data)
+    return _client_action(client_id, domain.STAFF_ROLES, build, "session")
+
+
+@pages.post("/clients/<client_id>/links")
+def create_link(client_id):
+    kind = request.form.get("kind") if request.form.get("kind") in links.KINDS else "feedback"
+    return _client_action(client_id, domain.STAFF_ROLES, lambda identity: CreateFeedbackRequest(
+        identity, client_id, request.form.get("session_id", ""), kind, LINK_VALID_FOR), "link")
+
+
+# --- directory ---
+
+@pages.get("/counselors")
+def directory():
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    raw = {k: v for k, v in request.args.items() if v}
+    try:
+        filters = CounselorQuerySchema().load(raw)
+    except ValidationError as exc:
+        filters, errors = {}, _flatten(exc.messages)
+    else:
+        errors = {}
+    counselors = counselor_views(list(search_counselors(identity, **filters)))
+    return render_template("directory.html", counselors=counselors, filters=raw, errors=errors,
+                           clinics=_clinics_of(identity), clinic_names=_clinic_names(identity), **_vocabulary())
+
+
+# --- the client's pages (no account: the signed link is the key) ---
+
+# Requests to the clients' link pages per address in a window, across every process: a link is a long signed
+# token no one guesses, but an address trying thousands is refused early. A clinic's tablet shared by the
+# day's clients stays well below it.
+LINK_REQUESTS_PER_ADDRESS, LINK_WINDOW_S = 120, 10 * 60
+
+
+def _request_for(kind: str, token: str):
+    """The open request behind a link, or the page to show instead (expired, answered, not a link, or too
+    many requests from this address)."""
+    decision = ratelimit.hit("link-address", request.remote_addr or "unknown", LINK_REQUESTS_PER_ADDRESS,
+                             LINK_WINDOW_S)
+    if not decision.allowed:
+        return None, (render_template("link_closed.html", state="busy"), 429,
+                      {"Retry-After": str(decision.retry_after_s)})
+    try:
+        request_id = links.verify(settings().jwt_secret, kind, token)
+        return handlers.open_request(request_id, kind), None
+    except links.LinkExpired:
+        return None, (render_template("link_closed.html", state="expired"), 410)
+    except domain.LinkClosed as exc:
+        return None, (render_template("link_closed.html", state=exc.state), 410)
+    except (links.LinkInvalid, domain.NotFound):
+        return None, (render_template("link_closed.html", state="unknown"), 404)
+
+
+@pages.route("/f/<token>", methods=["GET", "POST"])
+def feedback_form(token):
+    feedback_request, closed = _request_for("feedback", token)
+    if closed:
+        return closed
+    items = handlers.questionnaire(feedback_request.org_id, feedback_request.instrument_id)
+    errors = {}
+    if request.method == "POST":
+        answers = request.form.to_dict()
+        try:
+            handlers.handle(AnswerFeedbackLink(feedback_request.id, answers), kafka_ext.send)
+            return render_template("thanks.html")
+        except domain.AnswersInvalid as exc:
+            errors = exc.errors
+        except domain.LinkClosed as exc:
+            return render_template("link_closed.html", state=exc.state), 410
+    return render_template("feedback.html", items=items, answers=request.form, errors=errors), \
+        422 if errors else 200
+
+
+@pages.route("/x/<token>", methods=["GET", "POST"])
+def exit_interview_form(token):
+    exit_request, closed = _request_for("exit_interview", token)
+    if closed:
+        return closed
+    errors = {}
+    if request.method == "POST":
+        try:
+            handlers.handle(AnswerExitInterview(exit_request.id, request.form.to_dict()), kafka_ext.send)
+            return render_template("thanks.html")
+        except domain.AnswersInvalid as exc:
+            errors = exc.errors
+        except domain.LinkClosed as exc:
+            return render_template("link_closed.html", state=exc.state), 410
+    return render_template("exit_interview.html", questions=domain.EXIT_QUESTIONS, yes_no=domain.EXIT_YES_NO,
+                           scale=range(domain.EXIT_SCALE[0], domain.EXIT_SCALE[1] + 1), answers=request.form,
+                           errors=errors, comment_max=domain.EXIT_COMMENT_MAX), 422 if errors else 200

@@ -1,0 +1,91 @@
+"""Notify's JSON API: the signed-in user's inbox, acknowledgement, preferences and the supervision view."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError
+
+from services.common.mongo import utcnow
+from services.common.schemas import QuerySetPage
+from services.common.web import guard, kafka_ext, require_identity, settings
+
+from services.notify import queries
+from services.notify.notifications import acknowledge
+from services.notify.preferences import check_webhook_url, dump, preferences_for, replace_preferences
+from services.notify.entrypoints.schemas import (AcknowledgeSchema, InboxQuerySchema, NotificationSchema, PreferencesSchema,
+                      SupervisionQuerySchema, SupervisionSchema, UnreadCountSchema)
+
+inbox = Blueprint("inbox", __name__, url_prefix="/api/inbox",
+                  description="The signed-in user's notifications (identity from the token)")
+
+
+@inbox.get("")
+@guard()
+@inbox.arguments(InboxQuerySchema, location="query")
+@inbox.response(200, NotificationSchema(many=True))
+@inbox.paginate(QuerySetPage)
+def list_inbox(query):
+    """Newest first. Supervisors and admins may pass counselor_id for a counselor in their clinics."""
+    return queries.inbox_of(require_identity(), **query)
+
+
+@inbox.get("/unread-count")
+@guard()
+@inbox.response(200, UnreadCountSchema)
+def unread_count():
+    return {"unread": queries.unread_count(require_identity())}
+
+
+@inbox.get("/<notification_id>")
+@guard()
+@inbox.response(200, NotificationSchema)
+def get_notification(notification_id):
+    """One notification with its deliveries per channel (status, attempts, last error)."""
+    return queries.visible_notification(require_identity(), notification_id)
+
+
+@inbox.post("/<notification_id>/ack")
+@guard()
+@inbox.arguments(AcknowledgeSchema, required=False)
+@inbox.response(200, NotificationSchema)
+def acknowledge_notification(data, notification_id):
+    """The recipient acknowledges, saying for an alliance alert what they did (optional); repeating it keeps
+    the first time and answer. Stops a pending escalation."""
+    return acknowledge(queries.own_notification(require_identity(), notification_id), utcnow(),
+                       (data or {}).get("action"), kafka_ext.send)
+
+
+preferences = Blueprint("preferences", __name__, url_prefix="/api/preferences",
+                        description="The signed-in user's delivery settings")
+
+
+@preferences.get("")
+@guard()
+@preferences.response(200, PreferencesSchema)
+def get_preferences():
+    return dump(preferences_for(require_identity()))
+
+
+@preferences.put("")
+@guard()
+@preferences.arguments(PreferencesSchema)
+@preferences.response(200, PreferencesSchema)
+def put_preferences(data):
+    """Replace the settings. A new or rotated webhook secret is in this answer only. Outside development a
+    webhook must be https, and deliveries to internal addresses are refused."""
+    try:
+        check_webhook_url(data["webhook_url"], settings().environment == "development")
+    except ValidationError as exc:
+        abort(422, errors={"json": exc.messages})
+    return dump(*replace_preferences(require_identity(), data))
+
+
+supervision = Blueprint("supervision", __name__, url_prefix="/api/supervision",
+                        description="Unacknowledged alerts per counselor and escalations")
+
+
+@supervision.get("")
+@guard(*queries.OVERSEERS)
+@supervision.arguments(SupervisionQuerySchema, location="query")
+@supervision.response(200, SupervisionSchema)
+def get_supervision(query):
+    return queries.supervision(require_identity(*queries.OVERSEERS), query.get("clinic_id"))

@@ -1,0 +1,101 @@
+"""Notify's HTML pages: the inbox, one notification with the alliance chart, the supervision view."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
+from services.common import audit
+from services.common.mongo import utcnow
+from services.common.repair import ACTION_LABELS
+from services.common.web import kafka_ext, require_page_identity, settings, signin_redirect
+
+from services.notify import domain, queries
+from services.notify.notifications import acknowledge
+from services.notify.preferences import check_webhook_url, dump, preferences_for, replace_preferences
+from services.notify.entrypoints.schemas import PreferencesSchema
+
+pages = Blueprint("pages", __name__, template_folder="templates")
+
+
+@pages.get("/inbox")
+def inbox_page():
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    items = list(queries.inbox_of(identity).limit(100))
+    audit.reads(*(n.client_id for n in items))
+    return render_template("inbox.html", items=items, unread=queries.unread_count(identity))
+
+
+@pages.get("/inbox/<notification_id>")
+def notification_page(notification_id):
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    n = queries.visible_notification(identity, notification_id)
+    audit.reads(n.client_id)
+    chart = None
+    if n.counselor_id:
+        # Scoring draws the chart; the page only embeds it (services never call each other).
+        chart = f"{settings().scoring_url}/charts/trajectory.svg?" + urlencode(
+            {"client_id": n.client_id, "counselor_id": n.counselor_id})
+    return render_template("notification.html", n=n, chart=chart, actions=ACTION_LABELS,
+                           what_happened=domain.ALERT_KIND_WORDS.get(n.alert_kind),
+                           may_acknowledge=n.recipient_id == identity.staff_id)
+
+
+@pages.post("/inbox/<notification_id>/ack")
+def acknowledge_page(notification_id):
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    action = request.form.get("action") or None
+    if action is not None and action not in ACTION_LABELS:
+        action = "other"
+    acknowledge(queries.own_notification(identity, notification_id), utcnow(), action, kafka_ext.send)
+    return redirect(url_for("pages.notification_page", notification_id=notification_id), 303)
+
+
+@pages.get("/supervision")
+def supervision_page():
+    identity = require_page_identity(*queries.OVERSEERS)
+    if identity is None:
+        return signin_redirect()
+    return render_template("supervision.html", **queries.supervision(identity))
+
+
+@pages.get("/preferences")
+def preferences_page():
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    return _preferences_form(dump(preferences_for(identity)), {})
+
+
+@pages.post("/preferences")
+def save_preferences_page():
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    form = request.form
+    submitted = {
+        "email": form.get("email") or None, "webhook_url": form.get("webhook_url") or None,
+        "rotate_webhook_secret": "rotate_webhook_secret" in form,
+        "channels": {kind: form.getlist(f"channels.{kind}") for kind in domain.KINDS},
+        "quiet_hours": ({"start": form["quiet_start"], "end": form["quiet_end"]}
+                        if form.get("quiet_start") or form.get("quiet_end") else None),
+        "timezone": form.get("timezone") or "UTC", "daily_digest": "daily_digest" in form}
+    try:
+        data = PreferencesSchema().load(submitted)
+        check_webhook_url(data["webhook_url"], settings().environment == "development")
+    except ValidationError as exc:
+        return _preferences_form(submitted, exc.messages), 422
+    return _preferences_form(dump(*replace_preferences(identity, data)), {}, saved=True)
+
+
+def _preferences_form(values: dict, errors: dict, saved: bool = False):
+    # No flash(): services keep no Flask session (identity travels in the token cookie only).
+    return render_template("preferences.html", values=values, errors=errors, kinds=domain.KINDS,
+                           channels=domain.EXTERNAL_CHANNELS, saved=saved)

@@ -1,0 +1,106 @@
+"""HTTP entrypoints: validate input, build a command, hand it to the handlers, render the result."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from flask import abort
+from flask_smorest import Blueprint
+from flask_smorest import abort as api_abort
+
+from services.common.schemas import QuerySetPage
+from services.common.web import guard, kafka_ext, require_identity
+
+from services.referral import domain, handlers
+from services.referral.commands import AcceptReferral, DeclineReferral
+from services.referral.adapters.models import CounselorView, visible_intake, visible_referrals
+from services.referral.entrypoints.schemas import (AcceptSchema, CounselorViewSchema, DeclineSchema, IntakeViewSchema, ReferralQuerySchema,
+                      ReferralSchema)
+
+ALL_STAFF = ("admin", "supervisor", "counselor", "front_desk")
+DECIDERS = ("admin", "supervisor")
+
+intakes = Blueprint("intakes", __name__, url_prefix="/api/intakes",
+                    description="Intakes as referral received them from intake.submitted")
+counselors = Blueprint("counselors", __name__, url_prefix="/api/counselors",
+                       description="The counselors referral matches against, as counselor.updated described them")
+referrals = Blueprint("referrals", __name__, url_prefix="/api/referrals",
+                      description="Counselor recommendations and the supervisors' decisions")
+
+
+@intakes.get("/<intake_id>")
+@guard(*ALL_STAFF)
+@intakes.response(200, IntakeViewSchema)
+def get_intake(intake_id):
+    return visible_intake(require_identity(*ALL_STAFF), intake_id) or abort(404)
+
+
+@counselors.get("")
+@guard(*ALL_STAFF)
+@counselors.response(200, CounselorViewSchema(many=True))
+@counselors.paginate(QuerySetPage)
+def list_counselors():
+    """Counselors of the caller's clinics (admins: the whole organisation), by id."""
+    identity = require_identity(*ALL_STAFF)
+    query = CounselorView.objects(org_id=identity.org_id)
+    if not identity.is_admin:
+        query = query.filter(clinic_ids__in=list(identity.clinic_ids))
+    return query.order_by("id")
+
+
+@referrals.get("")
+@guard(*ALL_STAFF)
+@referrals.arguments(ReferralQuerySchema, location="query")
+@referrals.response(200, ReferralSchema(many=True))
+@referrals.paginate(QuerySetPage)
+def list_referrals(query):
+    """Referrals the caller may see, newest first; counselors see their own clients' only."""
+    identity = require_identity(*ALL_STAFF)
+    return visible_referrals(identity).filter(**query).order_by("-created_at", "id")
+
+
+@referrals.get("/<referral_id>")
+@guard(*ALL_STAFF)
+@referrals.response(200, ReferralSchema)
+def get_referral(referral_id):
+    identity = require_identity(*ALL_STAFF)
+    return visible_referrals(identity).filter(id=referral_id).first() or abort(404)
+
+
+@referrals.post("/<referral_id>/accept")
+@guard(*DECIDERS)
+@referrals.arguments(AcceptSchema)
+@referrals.response(200, ReferralSchema)
+@referrals.alt_response(404, description="No such referral in the caller's clinics")
+@referrals.alt_response(409, description="The referral was decided already")
+def accept_referral(data, referral_id):
+    """A supervisor picks one of the candidates; publishes `referral.decided` (intake reassigns the client)."""
+    identity = require_identity(*DECIDERS)
+    with decision_errors():
+        return handlers.handle(AcceptReferral(identity, referral_id, data["counselor_id"]), kafka_ext.send)
+
+
+@referrals.post("/<referral_id>/decline")
+@guard(*DECIDERS)
+@referrals.arguments(DeclineSchema)
+@referrals.response(200, ReferralSchema)
+@referrals.alt_response(404, description="No such referral in the caller's clinics")
+@referrals.alt_response(409, description="The referral was decided already")
+def decline_referral(data, referral_id):
+    """A supervisor declines with a reason code; the note stays here. Publishes `referral.decided`."""
+    identity = require_identity(*DECIDERS)
+    with decision_errors():
+        return handlers.handle(DeclineReferral(identity, referral_id, data["reason"], data["note"]),
+                               kafka_ext.send)
+
+
+@contextmanager
+def decision_errors():
+    """The workflow's refusals as HTTP answers: unknown (or out of scope) 404, decided 409, bad pick 422."""
+    try:
+        yield
+    except handlers.ReferralNotFound:
+        abort(404)
+    except domain.ReferralNotOpen:
+        api_abort(409, message="The referral was decided already.")
+    except domain.NotACandidate:
+        api_abort(422, errors={"json": {"counselor_id": ["Not a candidate of this referral."]}})

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from services.common.schemas import IdField, RequestSchema, ResponseSchema
+
+from services.referral.domain import ACCEPTED, DECLINE_REASONS, DECLINED, OPEN
+
+
+class IntakeViewSchema(ResponseSchema):
+    id = fields.String()
+    org_id = fields.String()
+    clinic_id = fields.String()
+    client_id = fields.String()
+    concerns = fields.List(fields.String())
+    preferences = fields.Dict()
+    urgency = fields.String()
+    assigned_counselor_id = fields.String(allow_none=True)
+    received_at = fields.AwareDateTime()
+
+
+class CandidateSchema(ResponseSchema):
+    counselor_id = fields.String()
+    score = fields.Float()
+    reasons = fields.List(fields.String())
+
+
+class ReferralSchema(ResponseSchema):
+    id = fields.String()
+    org_id = fields.String()
+    clinic_id = fields.String()
+    client_id = fields.String()
+    current_counselor_id = fields.String(allow_none=True)
+    reason = fields.String(metadata={"description": "intake, exit_interview or alliance_decline"})
+    trigger_event_id = fields.String()
+    candidates = fields.List(fields.Nested(CandidateSchema), metadata={"description": "best first"})
+    status = fields.String(metadata={"description": f"{OPEN}, {ACCEPTED} or {DECLINED}"})
+    created_at = fields.AwareDateTime()
+    decided_by = fields.String(allow_none=True)
+    decided_at = fields.AwareDateTime(allow_none=True)
+    chosen_counselor_id = fields.String(allow_none=True)
+    decline_reason = fields.String(allow_none=True)
+    decision_note = fields.String(allow_none=True)
+
+
+class CounselorViewSchema(ResponseSchema):
+    id = fields.String(metadata={"description": "the counselor id (names are in intake's directory)"})
+    clinic_ids = fields.List(fields.String())
+    specialties = fields.List(fields.String())
+    languages = fields.List(fields.String())
+    modalities = fields.List(fields.String())
+    weekly_capacity = fields.Integer()
+    caseload = fields.Integer()
+    accepting_new_clients = fields.Boolean()
+    active = fields.Boolean()
+    as_of = fields.AwareDateTime(metadata={"description": "when the snapshot was taken"})
+
+
+class ReferralQuerySchema(RequestSchema):
+    status = fields.String(validate=validate.OneOf((OPEN, ACCEPTED, DECLINED)))
+    client_id = IdField()
+
+
+class AcceptSchema(RequestSchema):
+    counselor_id = IdField(required=True, metadata={"description": "one of the referral's candidates"})
+
+
+class DeclineSchema(RequestSchema):
+    reason = fields.String(required=True, validate=validate.OneOf(DECLINE_REASONS))
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000),
+                         metadata={"description": "stays in referral; never sent in an event"})

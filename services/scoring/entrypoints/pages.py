@@ -1,0 +1,115 @@
+"""Server-rendered pages: the alliance overview, a trajectory page, and the embeddable SVG chart."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template, request
+from flask_smorest import abort as api_abort
+from marshmallow import ValidationError
+
+from services.common import audit
+from services.common.mongo import utcnow
+from services.common.repair import ACTION_LABELS, repair_suggestion
+from services.common.web import require_identity, require_page_identity, signin_redirect
+
+from services.scoring import queries as views
+from services.scoring.entrypoints.chart import describe, render_trajectory
+from services.scoring.adapters.models import Alert, ClinicAlertSettings, Dyad
+from services.scoring.adapters.rules import effective_settings, stored_overrides
+from services.scoring.entrypoints.schemas import AlertSettingsUpdateSchema, ChartQuerySchema
+
+pages = Blueprint("pages", __name__, template_folder="templates")
+RECENT_ALERTS = 50
+MAX_DYADS = 500
+
+
+@pages.get("/alliance")
+def alliance():
+    """A counselor's (their clients) or supervisor's (their clinics) overview: recent alerts and clients."""
+    identity = require_page_identity(*views.STAFF_ROLES)
+    if identity is None:
+        return signin_redirect()
+    where = views.scope(identity)
+    recent = list(Alert.objects(**where).order_by("-raised_at")[:RECENT_ALERTS])
+    # Those whose last session was below the cutoff first.
+    dyads = list(Dyad.objects(**where).order_by("-below_cutoff", "client_id")[:MAX_DYADS])
+    audit.reads(*(a.client_id for a in recent), *(d.client_id for d in dyads))
+    return render_template("alliance.html", alerts=recent, dyads=dyads, suggestion=repair_suggestion,
+                           actions=ACTION_LABELS)
+
+
+@pages.get("/alliance/trajectory")
+def trajectory_page():
+    identity = require_page_identity(*views.STAFF_ROLES)
+    if identity is None:
+        return signin_redirect()
+    query = _chart_query()
+    found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
+    return render_template("trajectory.html", trajectory=found, query=query, description=describe(found))
+
+
+@pages.get("/charts/trajectory.svg")
+def trajectory_chart():
+    """The trajectory as SVG, for <img>/<object> in any page; 401 without a session (an image cannot follow a
+    sign-in redirect)."""
+    identity = require_identity(*views.STAFF_ROLES)
+    query = _chart_query()
+    found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
+    return Response(render_trajectory(found), mimetype="image/svg+xml",
+                    headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+
+
+def _chart_query() -> dict:
+    errors = ChartQuerySchema().validate(request.args)
+    if errors:
+        api_abort(422, errors={"query": errors})
+    return ChartQuerySchema().load(request.args)
+
+
+
+
+# The settings a clinic's admin changes on the page; the rest stays as the defaults or the API set them.
+PAGE_RULE_TOGGLES = ("sustained_decline", "reliable_drop", "drop_vs_previous")
+
+
+@pages.route("/alliance/settings", methods=("GET", "POST"))
+def alert_settings_page():
+    """The clinic's alert budget and rules (supervisors read, admins change), with a preview of what a
+    change would have meant over the clinic's last months before it is saved."""
+    identity = require_page_identity("supervisor", "admin")
+    if identity is None:
+        return signin_redirect()
+    clinic_id = request.values.get("clinic_id") or (identity.clinic_ids[0] if identity.clinic_ids else None)
+    if clinic_id is None or not views.clinic_in_scope(identity, clinic_id):
+        abort(404)
+    stored = ClinicAlertSettings.overrides_for(identity.org_id, clinic_id)
+    overrides, errors, preview, saved = stored_overrides(stored), {}, None, False
+    if request.method == "POST":
+        if identity.role != "admin":
+            abort(403)
+        try:
+            overrides = AlertSettingsUpdateSchema().load(_overrides_from_form(request.form))
+            effective = effective_settings(overrides)
+        except ValidationError as exc:
+            errors = exc.messages
+        else:
+            if request.form.get("action") == "save":
+                ClinicAlertSettings.objects(id=ClinicAlertSettings.key(identity.org_id, clinic_id)).update_one(
+                    upsert=True, set__org_id=identity.org_id, set__clinic_id=clinic_id,
+                    set__budget=overrides.get("budget") or {}, set__rules=overrides.get("rules") or {},
+                    set__updated_by=identity.staff_id, set__updated_at=utcnow())
+                saved = True
+            else:
+                preview = views.alert_preview(identity, clinic_id, effective, 6)
+    effective = effective_settings(overrides) if not errors else views.clinic_settings(identity.org_id, clinic_id)
+    return render_template("alert_settings.html", clinic_id=clinic_id, clinics=identity.clinic_ids,
+                           settings=effective, errors=errors, preview=preview, saved=saved,
+                           may_change=identity.role == "admin", toggles=PAGE_RULE_TOGGLES), 422 if errors else 200
+
+
+def _overrides_from_form(form) -> dict:
+    rules = {"below_cutoff": {"push": "below_cutoff.push" in form},
+             "persistently_low": {"enabled": "persistently_low.enabled" in form}}
+    if form.get("persistently_low.sessions"):
+        rules["persistently_low"]["sessions"] = form["persistently_low.sessions"]
+    for rule in PAGE_RULE_TOGGLES:
+        rules[rule] = {"enabled": f"{rule}.enabled" in form}
+    return {"budget": {"false_alerts_per_counselor_month": form.get("budget", "")}, "rules": rules}

@@ -1,9 +1,0 @@
-"""Scoring's worker: consumes feedback and exit interviews, publishes scores and alerts (with an outbox relay
-as a backstop for events a crash left pending). `python -m services.scoring.worker`"""
-from services.common.worker import Worker, run
-
-from .handlers import EVENT_HANDLERS
-from .models import ExitInterviewScore, SessionScore
-
-if __name__ == "__main__":
-    run(Worker("scoring", handlers=EVENT_HANDLERS, outbox_documents=[SessionScore, ExitInterviewScore]))

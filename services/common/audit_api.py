@@ -6,9 +6,9 @@ import re
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from .audit import AuditRecord
-from .schemas import QuerySetPage, RequestSchema, ResponseSchema
-from .web import guard, require_identity
+from services.common.audit import AuditRecord
+from services.common.schemas import QuerySetPage, RequestSchema, ResponseSchema
+from services.common.web.identity import caller, guard
 
 audit_blp = Blueprint("audit", __name__, url_prefix="/api/audit", description="Audit trail (admins)")
 
@@ -41,7 +41,7 @@ class AuditRecordSchema(ResponseSchema):
 @audit_blp.response(200, AuditRecordSchema(many=True))
 @audit_blp.paginate(QuerySetPage)
 def list_audit(query):
-    identity = require_identity("admin")
+    identity = caller()
     records = AuditRecord.objects(org_id=identity.org_id)
     if "actor" in query:
         records = records.filter(actor=query["actor"])

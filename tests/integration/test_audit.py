@@ -9,7 +9,8 @@ from flask import abort, jsonify
 from services.common import audit
 from services.common.audit import HEAD_ID, AuditHead, AuditRecord
 from services.common.auth import Identity
-from services.common.web import create_service_app, require_identity
+from services.common.web.app import create_service_app
+from services.common.web.identity import require_identity
 from tests.security import summary
 from tests.support.identity import bearer as bearer_for
 

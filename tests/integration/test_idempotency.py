@@ -7,7 +7,7 @@ import pytest
 from flask import jsonify, request
 
 from services.common.auth import Identity, issue_token
-from services.common.web import create_service_app
+from services.common.web.app import create_service_app
 
 
 @pytest.fixture

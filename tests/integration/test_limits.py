@@ -7,7 +7,7 @@ from flask import jsonify
 from services.common import mongo, ratelimit
 from services.common.auth import Identity
 from services.common.schemas import MAX_PAGE
-from services.common.web import create_service_app
+from services.common.web.app import create_service_app
 from tests.support.identity import bearer
 
 

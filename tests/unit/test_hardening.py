@@ -6,7 +6,7 @@ import pytest
 from marshmallow import ValidationError
 
 from services.common.schemas import PlainText
-from services.common.web import json_depth
+from services.common.web.app import json_depth
 from services.notify.adapters.webhooks import (NOT_ALLOWED, Allowance, DeliveryError, check_url, is_public,
                                       vetted_address)
 

@@ -10,7 +10,8 @@ from flask_smorest import Blueprint, abort
 from services.common.auth import Identity, issue_token
 from services.common.ratelimit import too_many
 from services.common.schemas import QuerySetPage
-from services.common.web import guard, kafka_ext, require_identity, settings
+from services.common.web.health import kafka_ext
+from services.common.web.identity import caller, guard, settings
 
 from services.intake import domain, handlers
 
@@ -35,10 +36,6 @@ feedback = Blueprint("feedback", __name__, url_prefix="/api/feedback", descripti
 BLUEPRINTS = (auth, clinics, staff, counselors, clients, feedback)
 
 ANY_STAFF = domain.STAFF_ROLES
-
-
-def caller() -> Identity:
-    return require_identity()
 
 
 @contextmanager

@@ -14,8 +14,8 @@ from werkzeug.datastructures import MultiDict
 
 from services.common import audit, ratelimit
 from services.common.events import CONCERNS, MODALITIES, URGENCIES
-from services.common.web import (clear_session_cookie, kafka_ext, require_page_identity,
-                                 set_session_cookie, settings, signin_redirect)
+from services.common.web.health import kafka_ext
+from services.common.web.identity import clear_session_cookie, require_page_identity, set_session_cookie, settings, signin_redirect
 
 from services.intake import domain, handlers
 

@@ -6,7 +6,8 @@ from marshmallow import ValidationError
 
 from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
-from services.common.web import guard, kafka_ext, require_identity, settings
+from services.common.web.health import kafka_ext
+from services.common.web.identity import caller, guard, settings
 
 from services.notify import queries
 from services.notify.notifications import acknowledge
@@ -25,14 +26,14 @@ inbox = Blueprint("inbox", __name__, url_prefix="/api/inbox",
 @inbox.paginate(QuerySetPage)
 def list_inbox(query):
     """Newest first. Supervisors and admins may pass counselor_id for a counselor in their clinics."""
-    return queries.inbox_of(require_identity(), **query)
+    return queries.inbox_of(caller(), **query)
 
 
 @inbox.get("/unread-count")
 @guard()
 @inbox.response(200, UnreadCountSchema)
 def unread_count():
-    return {"unread": queries.unread_count(require_identity())}
+    return {"unread": queries.unread_count(caller())}
 
 
 @inbox.get("/<notification_id>")
@@ -40,7 +41,7 @@ def unread_count():
 @inbox.response(200, NotificationSchema)
 def get_notification(notification_id):
     """One notification with its deliveries per channel (status, attempts, last error)."""
-    return queries.visible_notification(require_identity(), notification_id)
+    return queries.visible_notification(caller(), notification_id)
 
 
 @inbox.post("/<notification_id>/ack")
@@ -50,7 +51,7 @@ def get_notification(notification_id):
 def acknowledge_notification(data, notification_id):
     """The recipient acknowledges, saying for an alliance alert what they did (optional); repeating it keeps
     the first time and answer. Stops a pending escalation."""
-    return acknowledge(queries.own_notification(require_identity(), notification_id), utcnow(),
+    return acknowledge(queries.own_notification(caller(), notification_id), utcnow(),
                        (data or {}).get("action"), kafka_ext.send)
 
 
@@ -62,7 +63,7 @@ preferences = Blueprint("preferences", __name__, url_prefix="/api/preferences",
 @guard()
 @preferences.response(200, PreferencesSchema)
 def get_preferences():
-    return dump(preferences_for(require_identity()))
+    return dump(preferences_for(caller()))
 
 
 @preferences.put("")
@@ -76,7 +77,7 @@ def put_preferences(data):
         check_webhook_url(data["webhook_url"], settings().environment == "development")
     except ValidationError as exc:
         abort(422, errors={"json": exc.messages})
-    return dump(*replace_preferences(require_identity(), data))
+    return dump(*replace_preferences(caller(), data))
 
 
 supervision = Blueprint("supervision", __name__, url_prefix="/api/supervision",
@@ -88,4 +89,4 @@ supervision = Blueprint("supervision", __name__, url_prefix="/api/supervision",
 @supervision.arguments(SupervisionQuerySchema, location="query")
 @supervision.response(200, SupervisionSchema)
 def get_supervision(query):
-    return queries.supervision(require_identity(*queries.OVERSEERS), query.get("clinic_id"))
+    return queries.supervision(caller(), query.get("clinic_id"))

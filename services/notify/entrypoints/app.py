@@ -5,7 +5,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from services.common.web import create_service_app
+from services.common.web.app import create_service_app
 
 from services.notify.entrypoints.api import inbox, preferences, supervision
 from services.notify.entrypoints.pages import pages

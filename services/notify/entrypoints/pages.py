@@ -9,7 +9,8 @@ from marshmallow import ValidationError
 from services.common import audit
 from services.common.mongo import utcnow
 from services.common.repair import ACTION_LABELS
-from services.common.web import kafka_ext, require_page_identity, settings, signin_redirect
+from services.common.web.health import kafka_ext
+from services.common.web.identity import require_page_identity, settings, signin_redirect
 
 from services.notify import domain, queries
 from services.notify.notifications import acknowledge

@@ -8,7 +8,8 @@ from flask_smorest import Blueprint
 from flask_smorest import abort as api_abort
 
 from services.common.schemas import QuerySetPage
-from services.common.web import guard, kafka_ext, require_identity
+from services.common.web.health import kafka_ext
+from services.common.web.identity import caller, guard
 
 from services.referral import domain, handlers
 from services.referral.commands import AcceptReferral, DeclineReferral
@@ -31,7 +32,7 @@ referrals = Blueprint("referrals", __name__, url_prefix="/api/referrals",
 @guard(*ALL_STAFF)
 @intakes.response(200, IntakeViewSchema)
 def get_intake(intake_id):
-    return visible_intake(require_identity(*ALL_STAFF), intake_id) or abort(404)
+    return visible_intake(caller(), intake_id) or abort(404)
 
 
 @counselors.get("")
@@ -40,7 +41,7 @@ def get_intake(intake_id):
 @counselors.paginate(QuerySetPage)
 def list_counselors():
     """Counselors of the caller's clinics (admins: the whole organisation), by id."""
-    identity = require_identity(*ALL_STAFF)
+    identity = caller()
     query = CounselorView.objects(org_id=identity.org_id)
     if not identity.is_admin:
         query = query.filter(clinic_ids__in=list(identity.clinic_ids))
@@ -54,7 +55,7 @@ def list_counselors():
 @referrals.paginate(QuerySetPage)
 def list_referrals(query):
     """Referrals the caller may see, newest first; counselors see their own clients' only."""
-    identity = require_identity(*ALL_STAFF)
+    identity = caller()
     return visible_referrals(identity).filter(**query).order_by("-created_at", "id")
 
 
@@ -62,7 +63,7 @@ def list_referrals(query):
 @guard(*ALL_STAFF)
 @referrals.response(200, ReferralSchema)
 def get_referral(referral_id):
-    identity = require_identity(*ALL_STAFF)
+    identity = caller()
     return visible_referrals(identity).filter(id=referral_id).first() or abort(404)
 
 
@@ -74,7 +75,7 @@ def get_referral(referral_id):
 @referrals.alt_response(409, description="The referral was decided already")
 def accept_referral(data, referral_id):
     """A supervisor picks one of the candidates; publishes `referral.decided` (intake reassigns the client)."""
-    identity = require_identity(*DECIDERS)
+    identity = caller()
     with decision_errors():
         return handlers.handle(AcceptReferral(identity, referral_id, data["counselor_id"]), kafka_ext.send)
 
@@ -87,7 +88,7 @@ def accept_referral(data, referral_id):
 @referrals.alt_response(409, description="The referral was decided already")
 def decline_referral(data, referral_id):
     """A supervisor declines with a reason code; the note stays here. Publishes `referral.decided`."""
-    identity = require_identity(*DECIDERS)
+    identity = caller()
     with decision_errors():
         return handlers.handle(DeclineReferral(identity, referral_id, data["reason"], data["note"]),
                                kafka_ext.send)

@@ -5,7 +5,9 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from services.common import audit
-from services.common.web import form_fields, kafka_ext, require_page_identity, signin_redirect
+from services.common.web.defences import form_fields
+from services.common.web.health import kafka_ext
+from services.common.web.identity import require_page_identity, signin_redirect
 
 from services.referral import domain, handlers
 from services.referral.entrypoints.api import ALL_STAFF, DECIDERS

@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from services.common.instruments import instrument_definitions
 from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
-from services.common.web import guard, require_identity
+from services.common.web.identity import caller, guard
 
 from services.scoring import queries as views
 from services.scoring.domain.alerting import Budget
@@ -48,7 +48,7 @@ instruments = Blueprint("instruments", __name__, url_prefix="/api/instruments",
 @scores.paginate(QuerySetPage)
 def list_scores(query):
     """A client's scored sessions, in session order (optionally with one counselor only)."""
-    where = views.narrowed(require_identity(*STAFF), **query)
+    where = views.narrowed(caller(), **query)
     if where is None:
         return SessionScore.objects.none()
     return SessionScore.objects(**where).order_by("session_number", "scored_at")
@@ -58,7 +58,7 @@ def list_scores(query):
 @guard(*STAFF)
 @scores.response(200, SessionScoreSchema)
 def get_score(score_id):
-    identity = require_identity(*STAFF)
+    identity = caller()
     return SessionScore.objects(id=score_id, **views.scope(identity)).first() or abort(404)
 
 
@@ -68,7 +68,7 @@ def get_score(score_id):
 @trajectories.response(200, TrajectorySchema)
 def get_trajectory(query):
     """Per client (all counselors) or per dyad (with counselor_id: includes the running baseline)."""
-    identity = require_identity(*STAFF)
+    identity = caller()
     found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
     found["chart_url"] = url_for("pages.trajectory_chart", _external=True, **query)
     return found
@@ -81,7 +81,7 @@ def get_trajectory(query):
 @alerts.paginate(QuerySetPage)
 def list_alerts(query):
     """Alerts, newest first; a counselor sees their own, supervisors and admins their clinics'."""
-    identity = require_identity(*STAFF)
+    identity = caller()
     rule = query.pop("rule", None)
     where = views.narrowed(identity, **query)
     if where is None or ("clinic_id" in query and not identity.can_access_clinic(identity.org_id, query["clinic_id"])):
@@ -95,12 +95,12 @@ def list_alerts(query):
 @guard(*STAFF)
 @alerts.response(200, AlertDocumentSchema)
 def get_alert(alert_id):
-    identity = require_identity(*STAFF)
+    identity = caller()
     return Alert.objects(id=alert_id, **views.scope(identity)).first() or abort(404)
 
 
 def _clinic_or_404(clinic_id: str):
-    identity = require_identity(*SUPERVISING)
+    identity = caller()
     if not views.clinic_in_scope(identity, clinic_id):
         abort(404)
     return identity
@@ -151,7 +151,7 @@ def get_alert_settings(clinic_id):
 def put_alert_settings(data, clinic_id):
     """Replace the clinic's overrides (admins only); `{}` returns the clinic to the defaults. Applies to
     sessions scored from now on. Preview first: POST .../alert-settings/preview."""
-    identity = require_identity("admin")
+    identity = caller()
     _clinic_or_404(clinic_id)
     _checked(data)
     ClinicAlertSettings.objects(id=ClinicAlertSettings.key(identity.org_id, clinic_id)).update_one(
@@ -185,7 +185,7 @@ def _checked(data: dict) -> dict:
                content_type="application/fhir+json")
 def export_responses(client_id):
     """A client's answers, one FHIR QuestionnaireResponse per session, in session order."""
-    identity = require_identity(*STAFF)
+    identity = caller()
     found = list(SessionScore.objects(client_id=client_id, **views.scope(identity))
                  .order_by("session_number", "submitted_at"))
     if not found:

@@ -8,7 +8,7 @@ from marshmallow import ValidationError
 from services.common import audit
 from services.common.mongo import utcnow
 from services.common.repair import ACTION_LABELS, repair_suggestion
-from services.common.web import require_identity, require_page_identity, signin_redirect
+from services.common.web.identity import caller, guard, require_page_identity, signin_redirect
 
 from services.scoring import queries as views
 from services.scoring.entrypoints.chart import describe, render_trajectory
@@ -47,10 +47,11 @@ def trajectory_page():
 
 
 @pages.get("/charts/trajectory.svg")
+@guard(*views.STAFF_ROLES)
 def trajectory_chart():
     """The trajectory as SVG, for <img>/<object> in any page; 401 without a session (an image cannot follow a
     sign-in redirect)."""
-    identity = require_identity(*views.STAFF_ROLES)
+    identity = caller()
     query = _chart_query()
     found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
     return Response(render_trajectory(found), mimetype="image/svg+xml",

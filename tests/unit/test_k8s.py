@@ -3,12 +3,15 @@ the ports the processes listen on, every variable one the code reads (and parses
 topics' partitions, every pod non-root with a read-only root filesystem and resources, kustomizations that
 reference files that exist, and a proxy that routes the four prefixes to the four API Services.
 
-Static checks with pyyaml only: the overlays are rendered here by applying their patches to the base (they
-only change scalars). When kubectl is installed, one more test compares that with `kubectl kustomize`.
+Static checks with pyyaml only. The base is rendered here as kustomize does in the subset it uses: the four
+services fill in the component deploy/k8s/base/service-template with their values.yaml through its replacements
+(`replace` below); the overlays then apply their patches (`apply_patch` below; they only change scalars). When
+kubectl or kustomize is installed, one more test compares that, field for field, with what they build.
 """
 from __future__ import annotations
 
 import copy
+import os
 import posixpath
 import re
 import shutil
@@ -64,13 +67,85 @@ def referenced_paths(directory: Path) -> list[Path]:
     return [directory / p for p in paths]
 
 
-def resources_of(directory: Path) -> list[dict]:
-    """Every object a kustomization's resources declare, recursing into directories (generators aside)."""
+def accumulate(directory: Path) -> list[dict]:
+    """The objects of a kustomization of the base as kustomize accumulates them (generators aside): its resources,
+    recursing into directories, then each component's resources, with the component's replacements applied to
+    all of them. Local-config objects are still there: they are what the replacements read."""
+    k = kustomization(directory)
+    assert not {"namePrefix", "nameSuffix", "patches", "replicas", "replacements"} & set(k), \
+        f"{directory.relative_to(ROOT)} transforms objects in a way this renderer ignores; use kubectl kustomize"
     docs = []
-    for entry in kustomization(directory).get("resources", []):
+    for entry in k.get("resources", []):
         path = directory / entry
-        docs += resources_of(path) if path.is_dir() else load_docs(path)
+        docs += accumulate(path) if path.is_dir() else load_docs(path)
+    for entry in k.get("components", []):
+        component = kustomization(directory / entry)
+        assert component["kind"] == "Component" and set(component) <= {"apiVersion", "kind", "resources",
+                                                                       "replacements"}, entry
+        docs += [d for name in component.get("resources", []) for d in load_docs(directory / entry / name)]
+        for replacement in component.get("replacements", []):
+            replace(docs, replacement)
     return docs
+
+
+def resources_of(directory: Path) -> list[dict]:
+    """Every object a kustomization declares (generators aside), without the local-config ones, which kustomize
+    reads but does not output."""
+    return [d for d in accumulate(directory)
+            if d["metadata"].get("annotations", {}).get("config.kubernetes.io/local-config") != "true"]
+
+
+def field_key(node: dict | list, segment: str) -> str | int:
+    """One step of a kustomize fieldPath: `[name=api]` is the list item whose name is api, a number a list index,
+    `[a.b/c]` a key with dots in it, anything else a key."""
+    if segment.startswith("[") and "=" in segment:
+        field, _, value = segment[1:-1].partition("=")
+        (index,) = [i for i, item in enumerate(node) if item.get(field) == value]
+        return index
+    return int(segment) if isinstance(node, list) else segment.strip("[]")
+
+
+def locate(doc: dict, field_path: str) -> tuple[dict | list, str | int]:
+    """The container and key of a fieldPath's field in doc. Callers read the field before writing it, so a
+    missing one raises: kustomize, too, creates none unless told to."""
+    node, segments = doc, re.findall(r"\[[^\]]*\]|[^.\[]+", field_path)
+    for segment in segments[:-1]:
+        node = node[field_key(node, segment)]
+    return node, field_key(node, segments[-1])
+
+
+def selected(docs: list[dict], selector: dict) -> list[dict]:
+    return [d for d in docs if selector.get("kind", d["kind"]) == d["kind"]
+            and selector.get("name", d["metadata"]["name"]) == d["metadata"]["name"]]
+
+
+def replace(docs: list[dict], replacement: dict) -> None:
+    """A kustomize replacement, in the subset the component uses (anything else fails here rather than render
+    differently): source and targets selected by kind and name, and a target's delimiter/index option, which
+    replaces that part of the string. The target keeps its type: "8001" written over 0 is the number 8001."""
+    source = replacement["source"]
+    assert set(source) <= {"kind", "name", "fieldPath"}, source
+    (origin,) = selected(docs, source)
+    parent, key = locate(origin, source["fieldPath"])
+    value = parent[key]
+    assert isinstance(value, (str, int)) and not isinstance(value, bool), source
+    for target in replacement["targets"]:
+        options = target.get("options", {})
+        assert set(target) <= {"select", "fieldPaths", "options"} and set(target["select"]) <= {"kind", "name"} \
+            and set(options) <= {"delimiter", "index"}, target
+        for doc in selected(docs, target["select"]):  # before the field paths: one of them may be the name
+            for field_path in target["fieldPaths"]:
+                parent, key = locate(doc, field_path)
+                current = parent[key]
+                assert isinstance(current, (str, int)) and not isinstance(current, bool), (field_path, current)
+                new = str(value)
+                if options:
+                    parts = current.split(options["delimiter"])
+                    index = options.get("index", 0)
+                    assert 0 <= index < len(parts), (field_path, current)  # kustomize would add a part
+                    parts[index] = new
+                    new = options["delimiter"].join(parts)
+                parent[key] = type(current)(new)
 
 
 def generator(directory: Path, key: str, name: str) -> dict | None:
@@ -111,10 +186,70 @@ def deep_merge(target: dict, patch: dict) -> None:
             target[key] = value
 
 
+def patch_documents(directory: Path, entry: dict) -> list:
+    """The YAML documents of one entry of a kustomization's `patches`: its file's (`path`) or its own (`patch`)."""
+    assert set(entry) in ({"path"}, {"patch", "target"}), \
+        f"{directory.relative_to(ROOT)}: a patch this renderer does not read: {entry}; use kubectl kustomize"
+    text = (directory / entry["path"]).read_text() if "path" in entry else entry["patch"]
+    return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+
+
+def targets_of(docs: list[dict], target: dict) -> list[dict]:
+    """The objects a patch's target selects: by kind, by name (a regular expression that must match all of it,
+    as kustomize anchors it) and by labels (`key=value,...`)."""
+    assert set(target) <= {"kind", "name", "labelSelector"}, f"a target this renderer does not read: {target}"
+    selector = target.get("labelSelector")
+    terms = [re.fullmatch(r"([\w./-]+)=([\w.-]*)", term) for term in selector.split(",")] if selector else []
+    assert all(terms), f"a label selector this renderer does not read: {selector}"
+    labels = {term[1]: term[2] for term in terms}
+    return [d for d in docs if target.get("kind", d["kind"]) == d["kind"]
+            and re.fullmatch(target.get("name", ".*"), d["metadata"]["name"])
+            and labels.items() <= d["metadata"].get("labels", {}).items()]
+
+
+def json_patch(doc: dict, operations: list[dict]) -> None:
+    """A JSON patch (RFC 6902) in the subset the overlays use: `replace` of a field the object has (kustomize
+    would add a missing one; here it means the patch and the base disagree)."""
+    for operation in operations:
+        assert operation.keys() == {"op", "path", "value"} and operation["op"] == "replace", \
+            f"a JSON patch operation this renderer does not apply: {operation}; use kubectl kustomize"
+        *parents, last = [s.replace("~1", "/").replace("~0", "~") for s in operation["path"].split("/")[1:]]
+        node = doc
+        for segment in parents:
+            node = node[int(segment) if isinstance(node, list) else segment]
+        key = int(last) if isinstance(node, list) else last
+        assert key in (range(len(node)) if isinstance(node, list) else node), \
+            f"{doc['kind']} {doc['metadata']['name']} has no {operation['path']} to replace"
+        node[key] = copy.deepcopy(operation["value"])
+
+
+def apply_patch(variant: str, docs: list[dict], directory: Path, entry: dict) -> None:
+    """One entry of an overlay's `patches`: a strategic merge patch file for the object it names, or an inline
+    JSON patch for every object its target selects."""
+    documents = patch_documents(directory, entry)
+    assert len(documents) == 1, f"{variant}: a patch of {len(documents)} documents, which kustomize 5.0 " \
+                                f"(kubectl 1.27) refuses to read"
+    (document,) = documents
+    if "path" in entry:
+        assert isinstance(document, dict), f"{variant}: {entry['path']} is not a strategic merge patch"
+        targets = [d for d in docs if (d["kind"], d["metadata"]["name"]) ==
+                   (document["kind"], document["metadata"]["name"])]
+        assert len(targets) == 1, f"{variant}: patch for {document['kind']} {document['metadata']['name']} " \
+                                  f"matches {len(targets)} objects"
+        deep_merge(targets[0], {k: v for k, v in document.items() if k not in ("apiVersion", "metadata")})
+    else:
+        assert isinstance(document, list), f"{variant}: an inline patch this renderer does not read: {document}"
+        targets = targets_of(docs, entry["target"])
+        # kustomize applies a patch that selects nothing to nothing, silently: here it is a mistake.
+        assert targets, f"{variant}: the patch of target {entry['target']} selects no object"
+        for target in targets:
+            json_patch(target, document)
+
+
 @cache
 def render(variant: str) -> list[dict]:
-    """The objects of a variant: the base's, with an overlay's patches merged into the objects they name.
-    Cached: callers only read it."""
+    """The objects of a variant: the base's, with an overlay's resources and patches. Cached: callers only
+    read it."""
     docs = copy.deepcopy(resources_of(BASE))
     if variant == "base":
         return docs
@@ -122,12 +257,7 @@ def render(variant: str) -> list[dict]:
     docs += [d for entry in kustomization(directory)["resources"] if not (directory / entry).is_dir()
              for d in load_docs(directory / entry)]
     for entry in kustomization(directory).get("patches", []):
-        for patch in load_docs(directory / entry["path"]):
-            targets = [d for d in docs if (d["kind"], d["metadata"]["name"]) ==
-                       (patch["kind"], patch["metadata"]["name"])]
-            assert len(targets) == 1, f"{variant}: patch for {patch['kind']} {patch['metadata']['name']} " \
-                                      f"matches {len(targets)} objects"
-            deep_merge(targets[0], {k: v for k, v in patch.items() if k not in ("apiVersion", "metadata")})
+        apply_patch(variant, docs, directory, entry)
     return docs
 
 
@@ -197,6 +327,17 @@ def test_overlays_build_on_the_base_in_their_own_namespace(overlay):
     (namespace,) = [d for d in render(overlay) if d["kind"] == "Namespace"]
     assert namespace["metadata"]["name"] == k["namespace"]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_patch_is_one_document_as_kubectl_1_27_requires(overlay):
+    """kustomize 5.0, in kubectl 1.27 (the oldest docs/deployment.md supports), refuses a patch of several
+    documents, which later versions apply one by one: one patch per object, or one whose target selects several."""
+    directory = K8S / "overlays" / overlay
+    for entry in kustomization(directory).get("patches", []):
+        documents = patch_documents(directory, entry)
+        assert len(documents) == 1, f"{overlay}: the patch {entry.get('path') or entry['target']} holds " \
+                                    f"{len(documents)} documents"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -298,6 +439,24 @@ def test_prometheus_scrapes_metrics_where_the_process_serves_them(name):
     service = name.rsplit("-", 1)[0]
     expected = API_PORTS[service] if name.endswith("-api") else worker_port("base", name)
     assert int(annotations["prometheus.io/port"]) == expected
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_selector_selects_the_pods_of_one_deployment(variant):
+    """The service template's replacements write the names into labels and selectors: one they missed would
+    leave a Deployment the API server rejects, or a Service or disruption budget that selects nothing."""
+    deployments = objects(variant, "Deployment")
+
+    def pods_of(selector: dict) -> list[str]:
+        return [name for name, d in deployments.items()
+                if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+
+    for name, deployment in deployments.items():
+        assert pods_of(deployment["spec"]["selector"]["matchLabels"]) == [name], f"Deployment {name}"
+    for name, service in objects(variant, "Service").items():
+        assert len(pods_of(service["spec"]["selector"])) == 1, f"Service {name}"
+    for name, budget in objects(variant, "PodDisruptionBudget").items():
+        assert len(pods_of(budget["spec"]["selector"]["matchLabels"])) == 1, f"PodDisruptionBudget {name}"
 
 
 # --- scaling -----------------------------------------------------------------------------------------
@@ -487,25 +646,54 @@ def test_nginx_conf_parses_with_every_include_accounted_for():
 
 # --- the real renderer, when it is installed -----------------------------------------------------------
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def map_strings(node, function):
+    if isinstance(node, dict):
+        return {key: map_strings(value, function) for key, value in node.items()}
+    if isinstance(node, list):
+        return [map_strings(value, function) for value in node]
+    return function(node) if isinstance(node, str) else node
+
+
+KUSTOMIZE = os.environ.get("KUSTOMIZE") or shutil.which("kustomize")
+BUILDERS = (
+    pytest.param(["kubectl", "kustomize"], id="kubectl",
+                 marks=pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")),
+    # KUSTOMIZE=path/to/kustomize picks a binary, e.g. v5.0.1, the version of kubectl 1.27 (the oldest supported).
+    pytest.param([KUSTOMIZE, "build"], id="kustomize",
+                 marks=pytest.mark.skipif(KUSTOMIZE is None, reason="no kustomize on PATH and no $KUSTOMIZE")),
+)
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_kubectl_kustomize_builds_what_these_tests_check(overlay):
-    built = subprocess.run(["kubectl", "kustomize", str(K8S / "overlays" / overlay)],
-                           capture_output=True, text=True, timeout=60, check=True).stdout
+def test_kustomize_builds_what_these_tests_check(builder, overlay):
+    """Object for object, field for field, what the renderer above makes of the base (its component and
+    replacements included) and the overlay's patches is what kustomize makes of them."""
+    run = subprocess.run([*builder, str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, f"{' '.join(builder)} fails: {run.stderr}"
+    built = run.stdout
     docs = [d for d in yaml.safe_load_all(built) if d]
     namespace = kustomization(K8S / "overlays" / overlay)["namespace"]
     assert {d["metadata"].get("namespace", namespace) for d in docs} == {namespace}
-
-    def summary(objs):
-        return sorted((d["kind"], re.sub(r"-[a-z0-9]{10}$", "", d["metadata"]["name"]),
-                       d.get("spec", {}).get("replicas") if isinstance(d.get("spec"), dict) else None)
-                      for d in objs)
-
-    generated = {("ConfigMap", CONFIG_MAP), ("ConfigMap", PROXY), ("Secret", SECRET)}
-    rendered = [d for d in docs if (d["kind"], re.sub(r"-[a-z0-9]{10}$", "", d["metadata"]["name"]))
-                not in generated]
-    assert summary(rendered) == summary(render(overlay))
     images = {c["image"] for d in docs if d["kind"] in ("Deployment", "Job")
               for c in d["spec"]["template"]["spec"]["containers"]}
     (image,) = [i for i in kustomization(K8S / "overlays" / overlay)["images"] if i["name"] == "rapport"]
-    assert f"{image['newName']}:{image['newTag']}" in images and "rapport" not in images
+    full_image = f"{image['newName']}:{image['newTag']}"
+    assert full_image in images and "rapport" not in images
+
+    # What kustomize adds and the renderer leaves out: the namespace, the base's part-of label, the image's
+    # registry and tag, and the hash that generated objects' names (and references to them) end in.
+    generated = {("ConfigMap", CONFIG_MAP), ("ConfigMap", PROXY), ("Secret", SECRET)}
+    unhashed = re.compile(rf"^({'|'.join(name for _, name in generated)})-[a-z0-9]{{10}}$")
+
+    def as_rendered_here(doc: dict) -> dict:
+        doc["metadata"].pop("namespace", None)
+        for metadata in (doc["metadata"], (doc.get("spec") or {}).get("template", {}).get("metadata", {})):
+            metadata.get("labels", {}).pop("app.kubernetes.io/part-of", None)
+            if metadata.get("labels") == {}:
+                del metadata["labels"]
+        return map_strings(doc, lambda text: "rapport" if text == full_image else unhashed.sub(r"\1", text))
+
+    kustomized = {(d["kind"], d["metadata"]["name"]): d for d in map(as_rendered_here, docs)}
+    kustomized = {key: doc for key, doc in kustomized.items() if key not in generated}
+    assert kustomized == {(d["kind"], d["metadata"]["name"]): d for d in render(overlay)}

@@ -32,12 +32,12 @@ from deploy.bench.harness import (Bench, Practice, components_running, create_st
                                   seed_practice, sign_in, wait_until_consumed)
 from deploy.bench.report import Figure, Result, markdown_table
 from deploy.bench.stats import percentile
+from deploy.local import runtime
+from deploy.local.platform_processes import Platform
+from deploy.local.topic_reader import read_topic
 from services.common.config import Settings
 from services.common.events import Topic, make_event, new_id
 from services.common.kafka import EventProducer
-from tests.support.components import runtime
-from tests.support.kafka_reader import read_topic
-from tests.support.platform import Platform
 
 log = logging.getLogger("bench")
 TITLE = "Alert latency: feedback POST → counselor's inbox"

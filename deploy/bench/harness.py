@@ -1,6 +1,6 @@
 """What the benchmarks share: their own broker, database and platform, and a seeded practice to load.
 
-Every benchmark runs on components and processes of its own (tests/support), started in a temporary folder on
+Every benchmark runs on components and processes of its own (deploy/local), started in a temporary folder on
 free 127.0.0.1 ports and stopped when it ends, whether it succeeded or not, so benchmarks never disturb one
 another or a platform started by `make up`.
 """
@@ -19,10 +19,11 @@ import requests
 from kafka import KafkaAdminClient, KafkaConsumer
 
 from deploy.bench.memory import PeakMemory
+from deploy.local.components import Components, start_components
+from deploy.local.platform_processes import Platform, start_platform
+from deploy.local.runtime import ROOT
 from services.common.config import Settings
 from services.common.kafka import ensure_topics
-from tests.support.components import ROOT, Components, start_components
-from tests.support.platform import Platform, start_platform
 
 log = logging.getLogger("bench")
 # deploy/gunicorn.conf.py's defaults (2 processes x 4 threads, gthread): what the container image and the

@@ -27,8 +27,10 @@ from deploy.bench.harness import (PRODUCTION_WEB_WORKERS, Bench, components_runn
                                   seed_practice, sign_in)
 from deploy.bench.report import Figure, Result, markdown_table
 from deploy.bench.stats import percentile
+from deploy.local import runtime
+from deploy.local.components import Process, free_port, start_process
+from deploy.local.runtime import ROOT
 from services.common.events import Topic
-from tests.support.components import ROOT, Process, free_port, runtime, start_process
 
 log = logging.getLogger("bench")
 TITLE = "Intake API under open-loop load"

@@ -27,9 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.bench.harness import Bench, components_running
 from deploy.bench.report import Figure, Result, markdown_table
+from deploy.local import runtime
+from deploy.local.components import Components, Process, free_port, start_process
 from services.common.events import InvalidEvent, Topic, decode_event, encode_event, make_event, new_id
 from services.common.kafka import ConsumerLoop
-from tests.support.components import Components, Process, free_port, runtime, start_process
 
 log = logging.getLogger("bench")
 TITLE = "Replay: re-scoring `feedback.submitted` into a fresh group and database"
@@ -66,7 +67,7 @@ def feedback_events(count: int, seed: int = 9):
         dip = 3 if rng.random() < 0.08 else 0
         answers = {item: rng.choice((9, 10, 10)) - dip for item in ("relationship", "goals-topics", "approach",
                                                                       "overall")}
-        payload = {**template.payload, "feedback_id": event_id, "client_id": client_id,
+        payload = {**template.payload.to_wire(), "feedback_id": event_id, "client_id": client_id,
                    "counselor_id": f"co-{client // CLIENTS_PER_COUNSELOR:04d}", "session_number": i // clients + 1,
                    "answers": answers}
         yield client_id, dataclasses.replace(template, event_id=event_id, correlation_id=event_id, payload=payload)

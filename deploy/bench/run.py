@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# Run as a file (`python deploy/bench/run.py`, what `make bench` does), Python puts deploy/bench, not the
+# repository root, on sys.path; the root is where the `deploy` and `services` packages are imported from.
 sys.path.insert(0, str(ROOT))
 
 from deploy.bench import alert_latency, intake_load, matching, replay  # noqa: E402

@@ -3,7 +3,8 @@
 Apache Kafka (KRaft, one combined broker+controller) runs from its Maven Central jars; FerretDB 1.24 (MongoDB
 wire protocol on SQLite) is built from the Go module proxy. `make up`, `make test` and the test fixtures all
 go through this file, so a developer machine, CI and the tests run the same components the same way.
-Standard library only: it runs before the virtualenv exists.
+Standard library only: it runs before the virtualenv exists. Run as a script (below), or imported as
+deploy.local.runtime by deploy/local/components.py, which the tests and the benchmarks use.
 
     python deploy/local/runtime.py fetch-kafka | build-ferretdb
     python deploy/local/runtime.py kafka --data DIR [--port 9092 --controller-port 9093]

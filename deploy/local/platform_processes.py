@@ -11,7 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.components import ROOT, Components, Process, free_port, runtime, start_process
+from deploy.local import runtime
+from deploy.local.components import Components, Process, free_port, start_process
 
 SERVICES = ("intake", "scoring", "referral", "notify")
 
@@ -58,7 +59,7 @@ def start_platform(components: Components, folder: Path, extra_env: dict[str, st
     try:
         for name in SERVICES:
             platform.start(f"{name}-api", [
-                sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+                sys.executable, "-m", "gunicorn", "-c", str(runtime.ROOT / "deploy" / "gunicorn.conf.py"),
                 "-b", f"127.0.0.1:{ports[name]}", f"services.{name}.entrypoints.app:create_app()"], env)
             # A consumer group of this platform's own: platforms sharing a broker (the e2e and the security
             # suites in one run) would otherwise split each topic's partitions between their workers.

@@ -1,28 +1,18 @@
-"""The real Kafka broker and FerretDB for integration and end-to-end tests, started on free ports.
+"""The real Kafka broker and FerretDB, started on free ports, for the integration and end-to-end tests and the
+benchmarks.
 
-They run from the same runtime script as `make up` (deploy/local/runtime.py) but in a temporary folder,
-so a test run never touches, or collides with, a platform started by `make up`.
+They run from the same runtime as `make up` (deploy/local/runtime.py) but in a temporary folder, so a test run
+or a benchmark never touches, or collides with, a platform started by `make up`.
 """
 from __future__ import annotations
 
-import importlib.util
 import signal
 import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_runtime():
-    spec = importlib.util.spec_from_file_location("rapport_runtime", ROOT / "deploy" / "local" / "runtime.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-runtime = _load_runtime()
+from deploy.local import runtime
 
 
 def free_port() -> int:
@@ -53,7 +43,7 @@ class Process:
 
 
 def start_process(name: str, command: list[str], folder: Path, env: dict | None = None,
-                  cwd: Path = ROOT) -> Process:
+                  cwd: Path = runtime.ROOT) -> Process:
     log = folder / f"{name}.log"
     handle = log.open("ab")
     popen = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=cwd,

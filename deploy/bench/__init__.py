@@ -1,0 +1,1 @@
+"""`make bench`: the benchmarks (see run.py); they start components and the platform through deploy.local."""

@@ -24,7 +24,7 @@ from .config import Settings
 from .events import Topic
 from .kafka import ensure_topics, wait_for_broker
 
-SERVICES_WITH_CONSUMERS = ("scoring", "referral", "notify", "intake")
+SERVICES_WITH_CONSUMERS = tuple(ops.EVENT_HANDLERS_BY_SERVICE)
 
 
 def main(argv: list[str] | None = None) -> int:

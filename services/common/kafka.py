@@ -3,37 +3,35 @@
 The consumer loop follows the at-least-once discipline: an offset is committed only after its message was
 fully handled (or dead-lettered), handlers are idempotent by event id, a transient failure (database or
 broker unreachable) rewinds and retries with backoff without ever skipping a message, and a message that
-can never be processed goes to `<topic>.dlq` with its origin in headers while the loop goes on.
+can never be processed goes to `<topic>.dlq` with its origin in headers while the loop goes on. What happens
+to a message between poll and commit is consumer_steps.py's; the loop here only polls, commits and rewinds.
 """
 from __future__ import annotations
 
 import logging
-from collections import deque
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
-from pymongo.errors import ConnectionFailure
 
 from .config import Settings
-from .events import (CrossTenantEvent, Event, InvalidEvent, all_topics, current_correlation_id, decode_event,
-                     dlq_topic, encode_event)
-from .metrics import CONSUMER_HALTED, CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_PUBLISHED, HANDLER_LATENCY
-from .mongo import ProcessedEvent
+# Handler and BatchHandler live with the steps that call them; services keep importing them from here.
+from .consumer_steps import (Backoff, BatchHandler, ConsumerStats, HaltOnDeadLetters, Handler, Rewind,
+                             steps_by_topic)
+from .events import Event, all_topics, encode_event
+from .metrics import CONSUMER_LAG, EVENTS_PUBLISHED
+
+if TYPE_CHECKING:
+    from kafka.consumer.fetcher import ConsumerRecord
 
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 10.0
-DLQ_WINDOW = 100
-DLQ_MIN_SAMPLE = 20
-# Failures that say nothing about the message itself: retried for as long as they last, never dead-lettered.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError)
 
 
 def ensure_topics(settings: Settings, topics: list[str] | None = None) -> list[str]:
@@ -89,7 +87,6 @@ class EventProducer:
         self._producer.close(timeout=self._timeout_s)
 
 
-# A handler gets the event and a way to publish (topic, key, value) what it derives from it.
 class BrokerProbe:
     """Answers "can this process use Kafka now?" with a real round trip: the broker answers and the
     platform's topics exist (auto-creation is off, so publishing to a missing topic would block)."""
@@ -114,43 +111,12 @@ class BrokerProbe:
             self._admin = None
 
 
-Handler = Callable[[Event, Callable[[str, str, bytes], None]], None]
-
-
-@dataclass(frozen=True)
-class BatchHandler:
-    """A handler for a busy topic: it takes all the events of one partition that a poll returned, in order,
-    and publishes what it derives with one wait for the broker (`EventProducer.send_all`).
-
-    The loop keeps no processed-event record for it (two more round trips per event), so it must be
-    idempotent by itself: everything it writes has an id derived from the event, and it looks up what is
-    stored before deriving anything again. When a batch fails with anything but a transient error, the loop
-    hands it the events one at a time, so that only the event at fault is retried and dead-lettered.
-    """
-
-    handle: Callable[[list[Event], Callable[[list[tuple[str, str, bytes]]], None]], None]
-
-    def __call__(self, event: Event, publish: Callable[[str, str, bytes], None]) -> None:
-        """One event on its own, as a plain Handler takes it, so that a service's table of handlers can be
-        called alike for every topic. The loop itself uses `handle` with one wait for all that it publishes."""
-        self.handle([event], lambda messages: [publish(*message) for message in messages])
-
-
-@dataclass
-class ConsumerStats:
-    processed: int = 0
-    skipped_duplicates: int = 0
-    dead_lettered: int = 0
-    transient_failures: int = 0
-
-
-class _Rewind(Exception):
-    """A transient failure: stop this batch, seek back to the failed message and try it again later."""
-
-
 @dataclass
 class ConsumerLoop:
-    """Consume `handlers`' topics as consumer group `group` until stopped (SIGTERM/SIGINT or stop())."""
+    """Consume `handlers`' topics as consumer group `group` until stopped (SIGTERM/SIGINT, stop(), or the halt
+    rule): poll, hand each partition's records to its topic's steps (consumer_steps.py), commit what they
+    marked handled. On a transient failure (Rewind) every partition of the poll is sought back to its first
+    record not handled and the loop waits on a backoff before polling again."""
 
     settings: Settings
     group: str
@@ -159,16 +125,26 @@ class ConsumerLoop:
     poll_timeout_ms: int = 500
     max_records: int = 500
     stats: ConsumerStats = field(default_factory=ConsumerStats)
-    _stopping: threading.Event = field(default_factory=threading.Event)
-    _consumer: KafkaConsumer | None = None
-    # Offsets handled but not yet committed, per partition: the next offset to read.
-    _uncommitted: dict[TopicPartition, int] = field(default_factory=dict)
-    # Outcomes of the latest messages, for the dead-letter share that halts the consumer.
-    _recent_outcomes: deque = field(default_factory=lambda: deque(maxlen=DLQ_WINDOW))
-    halted: bool = False
-    _catch_up_targets: dict[TopicPartition, int] | None = None
-    # The next offset to read per partition once handled (committed or not): replay's progress.
-    _handled: dict[TopicPartition, int] = field(default_factory=dict)
+    # Told (partition, next offset to read) whenever a partition's records up to there are handled: how a
+    # caller learns the loop's progress before it is committed (ops.replay stops once caught up).
+    on_handled: Callable[[TopicPartition, int], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._stopping = threading.Event()
+        self._consumer: KafkaConsumer | None = None
+        # Offsets handled but not yet committed, per partition: the next offset to read.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._backoff = Backoff(self.settings.consumer_retry_backoff_s, self.settings.consumer_max_backoff_s,
+                                self._stopping)
+        self._halt_rule = HaltOnDeadLetters(self.group, self.settings.consumer_dlq_halt_share, self.stop)
+        self._steps = steps_by_topic(self.handlers, settings=self.settings, group=self.group,
+                                     producer=self.producer, stats=self.stats, halt_rule=self._halt_rule,
+                                     handled=self._mark_handled, stopping=self._stopping)
+
+    @property
+    def halted(self) -> bool:
+        """Stopped by the halt rule: most recent messages went to the DLQ."""
+        return self._halt_rule.halted
 
     @property
     def ready(self) -> bool:
@@ -177,14 +153,6 @@ class ConsumerLoop:
 
     def stop(self, *_: object) -> None:
         self._stopping.set()
-
-    def stop_when_caught_up(self, targets: Mapping[TopicPartition, int]) -> None:
-        """Make run() return once every partition in `targets` is handled up to the given offset."""
-        self._catch_up_targets = dict(targets)
-
-    def _caught_up(self) -> bool:
-        targets = self._catch_up_targets
-        return targets is not None and all(self._handled.get(tp, 0) >= end for tp, end in targets.items())
 
     def run(self) -> None:
         self._consumer = KafkaConsumer(
@@ -196,185 +164,41 @@ class ConsumerLoop:
         # ones); the new owner re-reads those few messages, and handlers are idempotent.
         self._consumer.subscribe(list(self.handlers))
         log.info("consuming %s as group %s", sorted(self.handlers), self.group)
-        backoff = 0.0
         try:
             while not self._stopping.is_set():
-                batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms)
-                try:
-                    self._process_batch(batch)
-                    backoff = 0.0
-                    self._record_lag()
-                    self._halt_if_mostly_dead_letters()
-                    if self._caught_up():
-                        self.stop()
-                except _Rewind:
-                    self.stats.transient_failures += 1
-                    backoff = min(max(backoff * 2, self.settings.consumer_retry_backoff_s),
-                                  self.settings.consumer_max_backoff_s)
-                    self._stopping.wait(backoff)
+                self._process(self._consumer.poll(timeout_ms=self.poll_timeout_ms))
                 self.commit()
         finally:
             self._close()
 
-    def _process_batch(self, batch: Mapping[TopicPartition, list]) -> None:
-        for tp, records in batch.items():
-            if self._stopping.is_set():
-                self._seek_unhandled(batch, tp, records[0].offset)
-                return
-            handler = self.handlers[tp.topic]
-            if isinstance(handler, BatchHandler) and self._process_together(batch, tp, records, handler):
-                self._uncommitted[tp] = self._handled[tp] = records[-1].offset + 1
-                continue
-            for record in records:
+    def _process(self, polled: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
+        try:
+            for tp, records in polled.items():
                 if self._stopping.is_set():
-                    # Shutting down between messages: rewind the rest so nothing read is skipped.
-                    self._seek_unhandled(batch, tp, record.offset)
-                    return
-                try:
-                    self._process(record)
-                except _Rewind:
-                    self._seek_unhandled(batch, tp, record.offset)
-                    raise
-                self._uncommitted[tp] = self._handled[tp] = record.offset + 1
-
-    def _process_together(self, batch: Mapping[TopicPartition, list], tp: TopicPartition, records: list,
-                          handler: BatchHandler) -> bool:
-        """Hand a partition's records to a batch handler at once; False leaves them to the one-by-one path
-        (a record that does not decode, or a batch that failed for a reason other than a transient one)."""
-        try:
-            events = [self._decode(record) for record in records]
-        except InvalidEvent:
-            return False
-        started = time.perf_counter()
-        try:
-            handler.handle(events, self.producer.send_all)
-        except TRANSIENT_ERRORS as exc:
-            log.warning("transient failure on a batch of %d from %s:%s: %s", len(records), tp.topic,
-                        tp.partition, type(exc).__name__)
-            self._seek_unhandled(batch, tp, records[0].offset)
-            raise _Rewind() from exc
-        except Exception as exc:
-            log.warning("batch of %d from %s:%s failed (%s); handling its events one by one", len(records),
-                        tp.topic, tp.partition, type(exc).__name__)
-            return False
-        share = (time.perf_counter() - started) / len(events)
-        for _ in events:  # the latency histogram counts events: each gets its share of the batch's time
-            HANDLER_LATENCY.labels(self.group, tp.topic).observe(share)
-        EVENTS_CONSUMED.labels(self.group, tp.topic, "processed").inc(len(events))
-        self._recent_outcomes.extend(["processed"] * len(events))
-        self.stats.processed += len(events)
-        return True
-
-    def _record_lag(self) -> None:
-        assert self._consumer is not None
-        for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
-            if end is not None:
-                CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(
-                    max(end - self._consumer.position(tp), 0))
-
-    def _halt_if_mostly_dead_letters(self) -> None:
-        """Stop consuming when most recent messages went to the DLQ: something is broken (a bad deploy,
-        an incompatible producer), and dead-lettering a whole topic would only move the problem."""
-        outcomes = self._recent_outcomes
-        if len(outcomes) < DLQ_MIN_SAMPLE:
+                    break  # what is left stays unhandled, so uncommitted: the next owner reads it
+                self._steps[tp.topic].submit(records)
+        except Rewind:
+            self.stats.transient_failures += 1
+            self._seek_first_unhandled(polled)
+            self._backoff.wait()
             return
-        share = outcomes.count("dead_lettered") / len(outcomes)
-        if share > self.settings.consumer_dlq_halt_share:
-            self.halted = True
-            CONSUMER_HALTED.labels(self.group).set(1)
-            log.critical("consumer %s halted: %.0f%% of the last %d messages were dead-lettered",
-                         self.group, share * 100, len(outcomes))
-            self.stop()
+        self._backoff.reset()
+        _record_lag(self._consumer, self.group)
+        self._halt_rule.check()
 
-    def _seek_unhandled(self, batch: Mapping[TopicPartition, list], failed_tp: TopicPartition,
-                        failed_offset: int) -> None:
-        """Seek every partition of the batch back to its first message not handled yet."""
+    def _mark_handled(self, record: ConsumerRecord) -> None:
+        tp, next_offset = TopicPartition(record.topic, record.partition), record.offset + 1
+        self._uncommitted[tp] = next_offset
+        if self.on_handled is not None:
+            self.on_handled(tp, next_offset)
+
+    def _seek_first_unhandled(self, polled: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
         assert self._consumer is not None
-        for tp, records in batch.items():
-            handled_up_to = max(self._uncommitted.get(tp, 0), records[0].offset)
-            first_unhandled = failed_offset if tp == failed_tp else handled_up_to
+        for tp, records in polled.items():
+            # Past what is handled, in this poll or in an earlier one whose commit failed.
+            first_unhandled = max(self._uncommitted.get(tp, 0), records[0].offset)
             if first_unhandled <= records[-1].offset:
                 self._consumer.seek(tp, first_unhandled)
-
-    @staticmethod
-    def _decode(record) -> Event:
-        event = decode_event(record.value)
-        if event.type != record.topic:
-            raise InvalidEvent(f"event of type {event.type} on topic {record.topic}")
-        return event
-
-    def _process(self, record) -> None:
-        try:
-            event = self._decode(record)
-        except InvalidEvent as exc:
-            self._dead_letter(record, exc)
-            EVENTS_CONSUMED.labels(self.group, record.topic, "dead_lettered").inc()
-            self._recent_outcomes.append("dead_lettered")
-            return
-        token = current_correlation_id.set(event.correlation_id)
-        started = time.perf_counter()
-        try:
-            outcome = self._handle(record, event)
-        finally:
-            current_correlation_id.reset(token)
-        HANDLER_LATENCY.labels(self.group, record.topic).observe(time.perf_counter() - started)
-        EVENTS_CONSUMED.labels(self.group, record.topic, outcome).inc()
-        self._recent_outcomes.append(outcome)
-
-    def _handle(self, record, event: Event) -> str:
-        handler = self.handlers[record.topic]
-        attempt = 0
-        while True:
-            try:
-                if isinstance(handler, BatchHandler):
-                    # Idempotent by itself: no processed-event record. One wait for what the event derives.
-                    handler.handle([event], self.producer.send_all)
-                    self.stats.processed += 1
-                    return "processed"
-                if ProcessedEvent.seen(self.group, event.event_id):
-                    self.stats.skipped_duplicates += 1
-                    return "duplicate"
-                handler(event, self.producer.send)
-                ProcessedEvent.mark(self.group, event)
-                self.stats.processed += 1
-                return "processed"
-            except InvalidEvent as exc:  # the handler found the event unusable: retrying cannot help
-                self._dead_letter(record, exc)
-                return "refused" if isinstance(exc, CrossTenantEvent) else "dead_lettered"
-            except TRANSIENT_ERRORS as exc:
-                log.warning("transient failure on %s@%s:%s: %s", record.topic, record.partition,
-                            record.offset, type(exc).__name__)
-                raise _Rewind() from exc
-            except Exception as exc:  # a handler bug or data it cannot take: retry a few times, then DLQ
-                attempt += 1
-                log.warning("handler failed (attempt %d/%d) on %s@%s:%s: %s", attempt,
-                            self.settings.consumer_max_attempts, record.topic, record.partition,
-                            record.offset, type(exc).__name__)
-                if attempt >= self.settings.consumer_max_attempts:
-                    self._dead_letter(record, exc)
-                    return "dead_lettered"
-                self._stopping.wait(self.settings.consumer_retry_backoff_s * attempt)
-
-    def _dead_letter(self, record, error: BaseException) -> None:
-        # Headers carry the error's class and message only; messages here name fields, never values.
-        headers = [
-            ("origin-topic", record.topic.encode()),
-            ("origin-partition", str(record.partition).encode()),
-            ("origin-offset", str(record.offset).encode()),
-            ("consumer-group", self.group.encode()),
-            ("error-class", type(error).__name__.encode()),
-            ("error-message", _safe_error_message(error).encode()),
-            ("failed-at", datetime.now(timezone.utc).isoformat().encode()),
-        ]
-        try:
-            self.producer.send(dlq_topic(record.topic), record.key.decode() if record.key else None,
-                               record.value or b"", headers)
-        except KafkaError as exc:
-            raise _Rewind() from exc
-        self.stats.dead_lettered += 1
-        log.error("dead-lettered %s@%s:%s (%s)", record.topic, record.partition, record.offset,
-                  type(error).__name__)
 
     def commit(self) -> None:
         if not self._uncommitted or self._consumer is None:
@@ -398,15 +222,11 @@ class ConsumerLoop:
         log.info("consumer %s closed: %s", self.group, self.stats)
 
 
-def _safe_error_message(error: BaseException) -> str:
-    if isinstance(error, InvalidEvent):
-        return str(error)[:500]
-    # A handler's exception text may quote data; the class name and the handler's location are enough.
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else ""
-    return f"{type(error).__name__}{where}"
+def _record_lag(consumer: KafkaConsumer, group: str) -> None:
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if end is not None:
+            CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(end - consumer.position(tp), 0))
 
 
 def wait_for_broker(settings: Settings, timeout_s: float = 120.0) -> None:

@@ -5,10 +5,9 @@ own handlers and a database of its own); nothing here changes a service's commit
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Mapping
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -16,7 +15,7 @@ from kafka.structs import OffsetAndMetadata
 from . import mongo
 from .config import Settings
 from .events import dlq_topic
-from .kafka import ConsumerLoop, EventProducer
+from .kafka import BatchHandler, ConsumerLoop, EventProducer, Handler
 
 log = logging.getLogger(__name__)
 REDRIVE_GROUP = "rapport-dlq-redrive"
@@ -124,6 +123,39 @@ def consumer_lag(settings: Settings) -> list[Lag]:
         admin.close()
 
 
+EventHandlers = Mapping[str, Handler | BatchHandler]
+
+
+# Each service's event handlers as its worker runs them (its bootstrap binds what they need), imported only
+# when a replay asks for them. Imported with this module, they would load every service's code (its domain,
+# rules and instruments; intake's pulls in Flask) into every `rapport` command, and make services.common,
+# which every service builds on, import the services back.
+def _scoring_handlers(settings: Settings) -> EventHandlers:
+    from services.scoring.bootstrap import event_handlers
+    return event_handlers(settings)
+
+
+def _referral_handlers(settings: Settings) -> EventHandlers:
+    from services.referral.bootstrap import event_handlers
+    return event_handlers(settings)
+
+
+def _notify_handlers(settings: Settings) -> EventHandlers:
+    from services.notify.bootstrap import event_handlers
+    return event_handlers(settings)
+
+
+def _intake_handlers(settings: Settings) -> EventHandlers:
+    from services.intake.bootstrap import event_handlers
+    return event_handlers(settings)
+
+
+EVENT_HANDLERS_BY_SERVICE: dict[str, Callable[[Settings], EventHandlers]] = {
+    "scoring": _scoring_handlers, "referral": _referral_handlers, "notify": _notify_handlers,
+    "intake": _intake_handlers,
+}
+
+
 class _Held:
     """A publisher that counts derived events and drops them (a replay must not notify anyone)."""
 
@@ -137,6 +169,23 @@ class _Held:
         self.count += len(messages)
 
 
+class _StopWhenCaughtUp:
+    """Replay's end: stops the loop once every partition is handled up to the end offset it had when the
+    replay began. Events that arrive meanwhile belong to production, not to the comparison a replay is for."""
+
+    def __init__(self, ends: Mapping[TopicPartition, int], stop: Callable[[], None]):
+        self._behind = {tp: end for tp, end in ends.items() if end > 0}
+        self._stop = stop
+        if not self._behind:
+            stop()  # nothing to replay
+
+    def handled(self, tp: TopicPartition, next_offset: int) -> None:
+        if tp in self._behind and next_offset >= self._behind[tp]:
+            del self._behind[tp]
+            if not self._behind:
+                self._stop()
+
+
 def replay(settings: Settings, group: str, publish: bool = False) -> dict[str, int]:
     """Re-process every topic the service consumes, from the start, as a new consumer group into the database
     named by `settings.db_prefix`, until caught up; returns the loop's counts.
@@ -144,20 +193,22 @@ def replay(settings: Settings, group: str, publish: bool = False) -> dict[str, i
     Without `publish`, the derived events are only counted: a replay after a rule change can be compared
     with production (its documents carry the same ids) without alerting anyone a second time.
     """
-    handlers = importlib.import_module(f"services.{settings.service}.handlers").EVENT_HANDLERS
+    handlers = EVENT_HANDLERS_BY_SERVICE[settings.service](settings)
     mongo.connect(settings)
     producer = EventProducer(settings) if publish else _Held()
     loop = ConsumerLoop(settings, group=group, handlers=handlers, producer=producer, poll_timeout_ms=500)
-    consumer = _consumer(settings)
-    try:
-        targets = {tp: end for topic in handlers
-                   for tp, end in consumer.end_offsets(_partitions(consumer, topic)).items()}
-    finally:
-        consumer.close()
-    loop.stop_when_caught_up(targets)
+    loop.on_handled = _StopWhenCaughtUp(_end_offsets(settings, list(handlers)), loop.stop).handled
     loop.run()
     if publish:
         producer.close()
     return {"processed": loop.stats.processed, "duplicates": loop.stats.skipped_duplicates,
             "dead_lettered": loop.stats.dead_lettered, "held_events": getattr(producer, "count", 0)}
 
+
+def _end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    consumer = _consumer(settings)
+    try:
+        return {tp: end for topic in topics
+                for tp, end in consumer.end_offsets(_partitions(consumer, topic)).items()}
+    finally:
+        consumer.close()

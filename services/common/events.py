@@ -7,15 +7,16 @@ Events carry ids, codes and scores, never a client's name, contact details or fr
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping, Self
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, missing, post_load, validate
 
 
 class Topic(StrEnum):
@@ -71,119 +72,169 @@ def Code(choices: tuple[str, ...], **kwargs: Any) -> fields.String:
 
 
 class PayloadSchema(Schema):
-    """Base of every payload. Consumers load with unknown=EXCLUDE; producers validate with RAISE."""
+    """Base of every payload schema. Consumers load with unknown=EXCLUDE; producers validate with RAISE."""
 
     class Meta:
         unknown = EXCLUDE
 
 
-class PreferencesSchema(PayloadSchema):
-    language = fields.String(validate=validate.Regexp(r"^[a-z]{2,3}$"), load_default=None, allow_none=True)
-    modality = Code(MODALITIES + ("either",), load_default="either")
-    counselor_gender = Code(("female", "male", "nonbinary"), load_default=None, allow_none=True)
+class Payload:
+    """Base of the typed payloads: frozen dataclasses whose fields declare their wire format (`wire`), read
+    by attribute. `payload_type` builds each one's marshmallow schema from those declarations, so the
+    field list is written once; loading returns the type (nested types too)."""
+
+    Schema: ClassVar[type[PayloadSchema]]
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.Schema().dump(self)
+
+    @classmethod
+    def of(cls, source: Any, **values: Any) -> Self:
+        """This payload from `source`'s attributes of the same names (a stored document, a domain object),
+        with `values` given here taking precedence; checked like a payload from the wire."""
+        names = cls.Schema._declared_fields
+        raw = {name: values[name] if name in values else getattr(source, name) for name in names}
+        return cls.Schema(unknown=RAISE).load(cls.Schema().dump(raw))
 
 
-class IntakeSubmittedV1(PayloadSchema):
-    intake_id = Id(required=True)
-    client_id = Id(required=True)
-    concerns = fields.List(Code(CONCERNS), required=True, validate=validate.Length(min=1))
-    preferences = fields.Nested(PreferencesSchema, load_default=dict)
-    urgency = Code(URGENCIES, load_default="routine")
-    assigned_counselor_id = Id(load_default=None, allow_none=True)
+def wire(field_: fields.Field) -> Any:
+    """A payload field and its wire format. A field the wire may leave out (`load_default`) has that
+    default in the type too, so producers may leave it out as well."""
+    default = field_.load_default
+    if default is missing:
+        return dataclasses.field(metadata={"wire": field_})
+    if callable(default):
+        return dataclasses.field(default_factory=default, metadata={"wire": field_})
+    return dataclasses.field(default=default, metadata={"wire": field_})
 
 
-class FeedbackSubmittedV1(PayloadSchema):
-    feedback_id = Id(required=True)
-    client_id = Id(required=True)
-    counselor_id = Id(required=True)
-    session_number = fields.Integer(required=True, validate=validate.Range(min=1))
-    instrument_id = Id(required=True)
-    answers = fields.Dict(keys=Id(), values=fields.Float(allow_nan=False), required=True,
-                          validate=validate.Length(min=1))
+def payload_type(cls: type) -> type:
+    """Make `cls` a frozen, keyword-only dataclass and give it the schema its `wire` fields describe."""
+    typed = dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+    declared = {f.name: f.metadata["wire"] for f in dataclasses.fields(typed)}
+
+    def make(self, data: dict[str, Any], **_: Any) -> Any:
+        return typed(**data)
+
+    typed.Schema = type(f"{cls.__name__}Schema", (PayloadSchema,), {**declared, "make": post_load(make)})
+    return typed
 
 
-class ExitInterviewSubmittedV1(PayloadSchema):
-    exit_interview_id = Id(required=True)
-    client_id = Id(required=True)
-    counselor_id = Id(required=True)
-    session_number = fields.Integer(required=True, validate=validate.Range(min=1))
-    comfortable = fields.Integer(required=True, validate=validate.Range(1, 5))
-    style_fit = fields.Integer(required=True, validate=validate.Range(1, 5))
-    confident_progress = fields.Integer(required=True, validate=validate.Range(1, 5))
-    outside_expertise = fields.Boolean(required=True)
-    wants_someone_else = fields.Boolean(required=True)
+@payload_type
+class Preferences(Payload):
+    language: str | None = wire(fields.String(validate=validate.Regexp(r"^[a-z]{2,3}$"), load_default=None,
+                                              allow_none=True))
+    modality: str = wire(Code(MODALITIES + ("either",), load_default="either"))
+    counselor_gender: str | None = wire(Code(("female", "male", "nonbinary"), load_default=None, allow_none=True))
 
 
-class CounselorUpdatedV1(PayloadSchema):
-    counselor_id = Id(required=True)
-    clinic_ids = fields.List(Id(), required=True)
-    specialties = fields.List(Code(CONCERNS), load_default=list)
-    languages = fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2,3}$")), load_default=list)
-    modalities = fields.List(Code(MODALITIES), load_default=list)
-    weekly_capacity = fields.Integer(validate=validate.Range(min=0), load_default=0)
-    caseload = fields.Integer(validate=validate.Range(min=0), load_default=0)
-    accepting_new_clients = fields.Boolean(load_default=True)
-    supervisor_id = Id(load_default=None, allow_none=True)
-    gender = Code(("female", "male", "nonbinary"), load_default=None, allow_none=True)
-    active = fields.Boolean(load_default=True)
+@payload_type
+class IntakeSubmitted(Payload):
+    intake_id: str = wire(Id(required=True))
+    client_id: str = wire(Id(required=True))
+    concerns: list[str] = wire(fields.List(Code(CONCERNS), required=True, validate=validate.Length(min=1)))
+    preferences: Preferences = wire(fields.Nested(Preferences.Schema, load_default=Preferences))
+    urgency: str = wire(Code(URGENCIES, load_default="routine"))
+    assigned_counselor_id: str | None = wire(Id(load_default=None, allow_none=True))
 
 
-class SubscaleScoresSchema(PayloadSchema):
-    goal = fields.Float(allow_none=True, load_default=None)
-    task = fields.Float(allow_none=True, load_default=None)
-    bond = fields.Float(allow_none=True, load_default=None)
+@payload_type
+class FeedbackSubmitted(Payload):
+    feedback_id: str = wire(Id(required=True))
+    client_id: str = wire(Id(required=True))
+    counselor_id: str = wire(Id(required=True))
+    session_number: int = wire(fields.Integer(required=True, validate=validate.Range(min=1)))
+    instrument_id: str = wire(Id(required=True))
+    answers: dict[str, float] = wire(fields.Dict(keys=Id(), values=fields.Float(allow_nan=False), required=True,
+                                                 validate=validate.Length(min=1)))
 
 
-class AllianceScoredV1(PayloadSchema):
-    score_id = Id(required=True)
-    source_event_id = Id(required=True)
-    client_id = Id(required=True)
-    counselor_id = Id(required=True)
-    session_number = fields.Integer(required=True, validate=validate.Range(min=1))
-    instrument_id = Id(required=True)
-    total = fields.Float(required=True)
-    mean = fields.Float(required=True)
-    subscales = fields.Nested(SubscaleScoresSchema, required=True)
-    # The dyad's running baseline before this session (mean and SD of the client's earlier sessions with this
-    # counselor) and the previous session's total; None until there are enough sessions.
-    baseline_mean = fields.Float(allow_none=True, load_default=None)
-    baseline_sd = fields.Float(allow_none=True, load_default=None)
-    baseline_sessions = fields.Integer(validate=validate.Range(min=0), load_default=0)
-    previous_total = fields.Float(allow_none=True, load_default=None)
+@payload_type
+class ExitInterviewSubmitted(Payload):
+    exit_interview_id: str = wire(Id(required=True))
+    client_id: str = wire(Id(required=True))
+    counselor_id: str = wire(Id(required=True))
+    session_number: int = wire(fields.Integer(required=True, validate=validate.Range(min=1)))
+    comfortable: int = wire(fields.Integer(required=True, validate=validate.Range(1, 5)))
+    style_fit: int = wire(fields.Integer(required=True, validate=validate.Range(1, 5)))
+    confident_progress: int = wire(fields.Integer(required=True, validate=validate.Range(1, 5)))
+    outside_expertise: bool = wire(fields.Boolean(required=True))
+    wants_someone_else: bool = wire(fields.Boolean(required=True))
 
 
-class _AlertPayload(PayloadSchema):
-    alert_id = Id(required=True)
-    source_event_id = Id(required=True)
-    client_id = Id(required=True)
-    counselor_id = Id(required=True)
-    session_number = fields.Integer(required=True, validate=validate.Range(min=1))
-    instrument_id = Id(required=True)
-    dimension = Code(SUBSCALES, load_default=None, allow_none=True)
-    severity = Code(SEVERITIES, required=True)
-    total = fields.Float(required=True)
-    threshold = fields.Float(required=True)
-    subscales = fields.Nested(SubscaleScoresSchema, load_default=dict)
-    # The baseline and previous total the rules compared with (see AllianceScoredV1).
-    baseline_mean = fields.Float(allow_none=True, load_default=None)
-    baseline_sd = fields.Float(allow_none=True, load_default=None)
-    baseline_sessions = fields.Integer(validate=validate.Range(min=0), load_default=0)
-    previous_total = fields.Float(allow_none=True, load_default=None)
+@payload_type
+class CounselorUpdated(Payload):
+    counselor_id: str = wire(Id(required=True))
+    clinic_ids: list[str] = wire(fields.List(Id(), required=True))
+    specialties: list[str] = wire(fields.List(Code(CONCERNS), load_default=list))
+    languages: list[str] = wire(fields.List(fields.String(validate=validate.Regexp(r"^[a-z]{2,3}$")),
+                                            load_default=list))
+    modalities: list[str] = wire(fields.List(Code(MODALITIES), load_default=list))
+    weekly_capacity: int = wire(fields.Integer(validate=validate.Range(min=0), load_default=0))
+    caseload: int = wire(fields.Integer(validate=validate.Range(min=0), load_default=0))
+    accepting_new_clients: bool = wire(fields.Boolean(load_default=True))
+    supervisor_id: str | None = wire(Id(load_default=None, allow_none=True))
+    gender: str | None = wire(Code(("female", "male", "nonbinary"), load_default=None, allow_none=True))
+    active: bool = wire(fields.Boolean(load_default=True))
 
 
-class AllianceDroppedV1(_AlertPayload):
-    """One event per rule that fired (read as version 2 by the consumers)."""
+@payload_type
+class SubscaleScores(Payload):
+    goal: float | None = wire(fields.Float(allow_none=True, load_default=None))
+    task: float | None = wire(fields.Float(allow_none=True, load_default=None))
+    bond: float | None = wire(fields.Float(allow_none=True, load_default=None))
 
-    rule = Id(required=True)
+
+def _subscales(**kwargs: Any) -> fields.Nested:
+    return fields.Nested(SubscaleScores.Schema, **kwargs)
 
 
-class AllianceDroppedV2(_AlertPayload):
+@payload_type
+class _SessionComparison(Payload):
+    """What alliance.scored and alliance.dropped both say of a session: its total and what the alert rules
+    compared it with - the dyad's running baseline before it (mean and SD of the client's earlier sessions
+    with this counselor, and how many) and the previous session's total; None until there are enough."""
+
+    source_event_id: str = wire(Id(required=True))
+    client_id: str = wire(Id(required=True))
+    counselor_id: str = wire(Id(required=True))
+    session_number: int = wire(fields.Integer(required=True, validate=validate.Range(min=1)))
+    instrument_id: str = wire(Id(required=True))
+    total: float = wire(fields.Float(required=True))
+    baseline_mean: float | None = wire(fields.Float(allow_none=True, load_default=None))
+    baseline_sd: float | None = wire(fields.Float(allow_none=True, load_default=None))
+    baseline_sessions: int = wire(fields.Integer(validate=validate.Range(min=0), load_default=0))
+    previous_total: float | None = wire(fields.Float(allow_none=True, load_default=None))
+
+
+@payload_type
+class AllianceScored(_SessionComparison):
+    score_id: str = wire(Id(required=True))
+    mean: float = wire(fields.Float(required=True))
+    subscales: SubscaleScores = wire(_subscales(required=True))
+
+
+@payload_type
+class AllianceDropped(_SessionComparison):
     """One alert per session: every rule that fired on it."""
 
-    kind = Code(ALERT_KINDS, required=True)
-    rules = fields.List(Id(), required=True, validate=validate.Length(min=1))
+    alert_id: str = wire(Id(required=True))
+    kind: str = wire(Code(ALERT_KINDS, required=True))
+    rules: list[str] = wire(fields.List(Id(), required=True, validate=validate.Length(min=1)))
+    dimension: str | None = wire(Code(SUBSCALES, load_default=None, allow_none=True))
+    severity: str = wire(Code(SEVERITIES, required=True))
+    threshold: float = wire(fields.Float(required=True))
     # How far below the client's baseline, in their SDs; None for level and exit-interview alerts.
-    fall_sd = fields.Float(allow_none=True, load_default=None)
+    fall_sd: float | None = wire(fields.Float(allow_none=True, load_default=None))
+    subscales: SubscaleScores = wire(_subscales(load_default=SubscaleScores))
+
+
+# alliance.dropped version 1: one event per rule that fired, read as version 2 (see UPCASTERS).
+_AllianceDroppedV1 = type("AllianceDroppedV1", (PayloadSchema,), {
+    **{name: field_ for name, field_ in AllianceDropped.Schema._declared_fields.items()
+       if name not in ("kind", "rules", "fall_sd", "subscales")},
+    # Checked when read as version 2: here it stays plain data for the upcaster.
+    "subscales": fields.Dict(load_default=dict), "rule": Id(required=True)})
 
 
 def _alliance_dropped_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
@@ -193,85 +244,96 @@ def _alliance_dropped_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "rules": [rule], "kind": kind, "fall_sd": None}
 
 
-class CandidateSchema(PayloadSchema):
-    counselor_id = Id(required=True)
-    score = fields.Float(required=True)
+@payload_type
+class Candidate(Payload):
+    counselor_id: str = wire(Id(required=True))
+    score: float = wire(fields.Float(required=True))
     # Reasons describe the counselor ("speaks es", "specialises in trauma"), never the client.
-    reasons = fields.List(fields.String(validate=validate.Length(max=120)), load_default=list)
+    reasons: list[str] = wire(fields.List(fields.String(validate=validate.Length(max=120)), load_default=list))
 
 
-class ReferralRecommendedV1(PayloadSchema):
-    referral_id = Id(required=True)
-    trigger_event_id = Id(required=True)
-    client_id = Id(required=True)
-    current_counselor_id = Id(load_default=None, allow_none=True)
-    reason = Code(("intake", "exit_interview", "alliance_decline"), required=True)
-    candidates = fields.List(fields.Nested(CandidateSchema), required=True)
+@payload_type
+class ReferralRecommended(Payload):
+    referral_id: str = wire(Id(required=True))
+    trigger_event_id: str = wire(Id(required=True))
+    client_id: str = wire(Id(required=True))
+    current_counselor_id: str | None = wire(Id(load_default=None, allow_none=True))
+    reason: str = wire(Code(("intake", "exit_interview", "alliance_decline"), required=True))
+    candidates: list[Candidate] = wire(fields.List(fields.Nested(Candidate.Schema), required=True))
 
 
-class ReferralDecidedV1(PayloadSchema):
+@payload_type
+class ReferralDecided(Payload):
     """A supervisor accepted a candidate (intake reassigns the client) or declined the referral."""
 
-    referral_id = Id(required=True)
-    client_id = Id(required=True)
-    decision = Code(("accepted", "declined"), required=True)
-    decided_by = Id(required=True)
-    previous_counselor_id = Id(load_default=None, allow_none=True)
-    new_counselor_id = Id(load_default=None, allow_none=True)
+    referral_id: str = wire(Id(required=True))
+    client_id: str = wire(Id(required=True))
+    decision: str = wire(Code(("accepted", "declined"), required=True))
+    decided_by: str = wire(Id(required=True))
+    previous_counselor_id: str | None = wire(Id(load_default=None, allow_none=True))
+    new_counselor_id: str | None = wire(Id(load_default=None, allow_none=True))
     # A code, not prose: the supervisor's own words stay in referral.
-    decline_reason = Code(("no_suitable_candidate", "client_declined", "clinical_judgement", "other"),
-                          load_default=None, allow_none=True)
+    decline_reason: str | None = wire(Code(("no_suitable_candidate", "client_declined", "clinical_judgement",
+                                            "other"), load_default=None, allow_none=True))
 
 
-class ClientAssignedV1(PayloadSchema):
+@payload_type
+class ClientAssigned(Payload):
     """A client's counselor was set or changed (by the front desk or by an accepted referral)."""
 
-    client_id = Id(required=True)
-    counselor_id = Id(required=True)
-    previous_counselor_id = Id(load_default=None, allow_none=True)
-    assigned_by = Id(required=True)
-    referral_id = Id(load_default=None, allow_none=True)
-    concerns = fields.List(Code(CONCERNS), load_default=list)
+    client_id: str = wire(Id(required=True))
+    counselor_id: str = wire(Id(required=True))
+    previous_counselor_id: str | None = wire(Id(load_default=None, allow_none=True))
+    assigned_by: str = wire(Id(required=True))
+    referral_id: str | None = wire(Id(load_default=None, allow_none=True))
+    concerns: list[str] = wire(fields.List(Code(CONCERNS), load_default=list))
 
 
-class AlertAcknowledgedV1(PayloadSchema):
+@payload_type
+class AlertAcknowledged(Payload):
     """A counselor acknowledged an alliance alert and said what they did about it (a code)."""
 
-    alert_id = Id(required=True)
-    client_id = Id(required=True)
-    counselor_id = Id(required=True)
-    acknowledged_by = Id(required=True)
-    action = Code(REPAIR_ACTIONS, load_default=None, allow_none=True)
+    alert_id: str = wire(Id(required=True))
+    client_id: str = wire(Id(required=True))
+    counselor_id: str = wire(Id(required=True))
+    acknowledged_by: str = wire(Id(required=True))
+    action: str | None = wire(Code(REPAIR_ACTIONS, load_default=None, allow_none=True))
 
 
-class StaffUpdatedV1(PayloadSchema):
+@payload_type
+class StaffUpdated(Payload):
     """Who works where and in which role: the recipient and authority model of notify and referral."""
 
-    staff_id = Id(required=True)
-    role = Code(("admin", "supervisor", "counselor", "front_desk"), required=True)
-    clinic_ids = fields.List(Id(), required=True)
-    supervisor_id = Id(load_default=None, allow_none=True)
-    active = fields.Boolean(load_default=True)
+    staff_id: str = wire(Id(required=True))
+    role: str = wire(Code(("admin", "supervisor", "counselor", "front_desk"), required=True))
+    clinic_ids: list[str] = wire(fields.List(Id(), required=True))
+    supervisor_id: str | None = wire(Id(load_default=None, allow_none=True))
+    active: bool = wire(fields.Boolean(load_default=True))
     # Tokens issued with an older version are revoked (services/common/sessions.py).
-    token_version = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    token_version: int = wire(fields.Integer(validate=validate.Range(min=0), load_default=0))
 
 
-# (type, version) -> payload schema. The type of an event is the name of the topic it travels on.
-PAYLOAD_SCHEMAS: dict[tuple[str, int], type[PayloadSchema]] = {
-    (Topic.INTAKE_SUBMITTED.value, 1): IntakeSubmittedV1,
-    (Topic.FEEDBACK_SUBMITTED.value, 1): FeedbackSubmittedV1,
-    (Topic.EXIT_INTERVIEW_SUBMITTED.value, 1): ExitInterviewSubmittedV1,
-    (Topic.COUNSELOR_UPDATED.value, 1): CounselorUpdatedV1,
-    (Topic.ALLIANCE_SCORED.value, 1): AllianceScoredV1,
-    (Topic.ALLIANCE_DROPPED.value, 1): AllianceDroppedV1,
-    (Topic.ALLIANCE_DROPPED.value, 2): AllianceDroppedV2,
-    (Topic.REFERRAL_RECOMMENDED.value, 1): ReferralRecommendedV1,
-    (Topic.REFERRAL_DECIDED.value, 1): ReferralDecidedV1,
-    (Topic.CLIENT_ASSIGNED.value, 1): ClientAssignedV1,
-    (Topic.STAFF_UPDATED.value, 1): StaffUpdatedV1,
-    (Topic.ALERT_ACKNOWLEDGED.value, 1): AlertAcknowledgedV1,
+# The payload type of each event type, as consumers receive it (older versions are upcast to it). The type
+# of an event is the name of the topic it travels on.
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    Topic.INTAKE_SUBMITTED.value: IntakeSubmitted,
+    Topic.FEEDBACK_SUBMITTED.value: FeedbackSubmitted,
+    Topic.EXIT_INTERVIEW_SUBMITTED.value: ExitInterviewSubmitted,
+    Topic.COUNSELOR_UPDATED.value: CounselorUpdated,
+    Topic.ALLIANCE_SCORED.value: AllianceScored,
+    Topic.ALLIANCE_DROPPED.value: AllianceDropped,
+    Topic.REFERRAL_RECOMMENDED.value: ReferralRecommended,
+    Topic.REFERRAL_DECIDED.value: ReferralDecided,
+    Topic.CLIENT_ASSIGNED.value: ClientAssigned,
+    Topic.STAFF_UPDATED.value: StaffUpdated,
+    Topic.ALERT_ACKNOWLEDGED.value: AlertAcknowledged,
 }
-CURRENT_VERSION = {type_: max(v for t, v in PAYLOAD_SCHEMAS if t == type_) for (type_, _) in PAYLOAD_SCHEMAS}
+CURRENT_VERSION = {type_: 1 for type_ in PAYLOAD_TYPES} | {Topic.ALLIANCE_DROPPED.value: 2}
+# Every (type, version) a consumer accepts -> the schema that checks it.
+PAYLOAD_SCHEMAS: dict[tuple[str, int], type[PayloadSchema]] = {
+    **{(type_, CURRENT_VERSION[type_]): payload.Schema for type_, payload in PAYLOAD_TYPES.items()},
+    (Topic.ALLIANCE_DROPPED.value, 1): _AllianceDroppedV1,
+}
 # Older versions still on the topics are read as the current one: (type, old version) -> payload upcaster.
 UPCASTERS = {(Topic.ALLIANCE_DROPPED.value, 1): _alliance_dropped_v1_to_v2}
 
@@ -313,14 +375,14 @@ class Event:
     clinic_id: str
     correlation_id: str
     producer: str
-    payload: Mapping[str, Any] = field(default_factory=dict)
+    payload: Payload
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "event_id": self.event_id, "type": self.type, "version": self.version,
             "occurred_at": self.occurred_at.isoformat(), "org_id": self.org_id,
             "clinic_id": self.clinic_id, "correlation_id": self.correlation_id,
-            "producer": self.producer, "payload": dict(self.payload),
+            "producer": self.producer, "payload": self.payload.to_wire(),
         }
 
 
@@ -339,26 +401,39 @@ def derived_id(namespace: uuid.UUID, *parts: Any) -> str:
 current_correlation_id: ContextVar[str | None] = ContextVar("rapport_correlation_id", default=None)
 
 
-def make_event(type_: str, payload: Mapping[str, Any], *, org_id: str, clinic_id: str, producer: str,
+def make_event(type_: str, payload: Payload | Mapping[str, Any], *, org_id: str, clinic_id: str, producer: str,
                correlation_id: str | None = None, event_id: str | None = None,
                occurred_at: datetime | None = None) -> Event:
-    """Build and strictly validate an outgoing event; raises ValidationError naming the bad field."""
+    """Build and strictly validate an outgoing event; raises ValidationError naming the bad field.
+
+    The payload is its type (read by attribute) or the same as a mapping; either way it is checked against
+    the wire format, unknown fields refused, before anything can be published."""
     version = CURRENT_VERSION[type_]
     event_id = event_id or new_id()
+    payload_type = PAYLOAD_TYPES[type_]
+    raw_payload = payload.to_wire() if isinstance(payload, Payload) else dict(payload)
     raw = {
         "event_id": event_id, "type": type_, "version": version,
         "occurred_at": (occurred_at or datetime.now(timezone.utc)).isoformat(),
         "org_id": org_id, "clinic_id": clinic_id,
         "correlation_id": correlation_id or current_correlation_id.get() or event_id,
-        "producer": producer, "payload": dict(payload),
+        "producer": producer, "payload": raw_payload,
     }
     envelope = EnvelopeSchema().load(raw, unknown=RAISE)
-    schema = PAYLOAD_SCHEMAS[(type_, version)](unknown=RAISE)
-    errors = schema.validate(envelope["payload"])
+    if isinstance(payload, payload_type):
+        errors = payload_type.Schema(unknown=RAISE).validate(raw_payload)
+    else:
+        errors, payload = _load_payload(payload_type, raw_payload)
     if errors:
         raise ValidationError({"payload": errors})
-    # The payload goes out as given (validated), so producers control exactly what is on the wire.
-    return Event(**envelope)
+    return Event(**{**envelope, "payload": payload})
+
+
+def _load_payload(payload_type: type[Payload], raw: Mapping[str, Any]) -> tuple[dict, Payload | None]:
+    try:
+        return {}, payload_type.Schema(unknown=RAISE).load(raw)
+    except ValidationError as exc:
+        return exc.messages, None
 
 
 def encode_event(event: Event) -> bytes:
@@ -379,13 +454,15 @@ def decode_event(raw: bytes | None) -> Event:
         if schema is None:
             raise InvalidEvent(f"unsupported version {envelope['version']} of {envelope['type']}")
         try:
-            envelope["payload"] = schema().load(envelope["payload"])
+            loaded = schema().load(envelope["payload"])
+            upcast = UPCASTERS.get((envelope["type"], envelope["version"]))
+            if upcast is not None:
+                # An older version: checked as it was written, then read as the current type.
+                loaded = PAYLOAD_TYPES[envelope["type"]].Schema().load(upcast(dict(loaded)))
+                envelope["version"] = CURRENT_VERSION[envelope["type"]]
+            envelope["payload"] = loaded
         except ValidationError as exc:
             raise ValidationError({"payload": exc.messages}) from None
-        upcast = UPCASTERS.get((envelope["type"], envelope["version"]))
-        if upcast is not None:
-            envelope["payload"] = upcast(dict(envelope["payload"]))
-            envelope["version"] = CURRENT_VERSION[envelope["type"]]
     except ValidationError as exc:
         raise InvalidEvent(f"invalid fields: {sorted(_field_paths(exc.messages))}") from None
     return Event(**envelope)

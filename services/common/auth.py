@@ -64,6 +64,14 @@ class Identity:
         return {"org_id": self.org_id} if self.is_admin else {"org_id": self.org_id,
                                                                "clinic_id__in": list(self.clinic_ids)}
 
+    def client_filter(self) -> dict:
+        """The filter for client data: the caller's clinics (admins: the organisation), and for a counselor
+        only their own clients (documents naming the counselor in `counselor_id`)."""
+        narrowed = self.clinic_filter()
+        if self.role == "counselor":
+            narrowed["counselor_id"] = self.staff_id
+        return narrowed
+
 
 def issue_token(settings: Settings, identity: Identity, now: datetime | None = None) -> str:
     """A token for the identity's session (a new one when it has none): it expires after the idle time, and

@@ -1,4 +1,5 @@
-"""MongoDB plumbing: the connection and the processed-event record that makes consumers idempotent."""
+"""MongoDB plumbing: the connection, the processed-event record that makes consumers idempotent, and the base
+of documents about one session."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -43,6 +44,19 @@ def update_each(collection: Collection, updates: list[UpdateOne]) -> int:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class SessionRecord(me.Document):
+    """Base of every document about one session of a client with a counselor (an answer, a score, an alert):
+    the id and the scope every such document is read by."""
+
+    meta = {"abstract": True}
+    id = me.StringField(primary_key=True)
+    org_id = me.StringField(required=True)
+    clinic_id = me.StringField(required=True)
+    client_id = me.StringField(required=True)
+    counselor_id = me.StringField(required=True)
+    session_number = me.IntField(required=True)
 
 
 class ProcessedEvent(me.Document):

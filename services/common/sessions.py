@@ -56,7 +56,7 @@ def record(org_id: str, staff_id: str, version: int, active: bool, as_of: dateti
 def handle_staff_updated(event: Event, publish) -> None:
     """The consumer side, for every service's EVENT_HANDLERS."""
     p = event.payload
-    record(event.org_id, p["staff_id"], p.get("token_version", 0), p["active"], event.occurred_at)
+    record(event.org_id, p.staff_id, p.token_version, p.active, event.occurred_at)
 
 
 # What this process read of each staff member: (when, version, active).

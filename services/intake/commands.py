@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Mapping
 
 from services.common.auth import Identity
+
+
+@dataclass(frozen=True)
+class SeedOrganisation:
+    """An organisation, its clinics and its first admin: the operator's step before anyone can sign in
+    (`python -m services.intake.entrypoints.seed`). What exists already is left as it is."""
+
+    org_id: str
+    org_name: str
+    clinics: Mapping[str, str]  # clinic id -> name
+    admin_email: str
+    admin_name: str
+    admin_password: str
 
 
 @dataclass(frozen=True)

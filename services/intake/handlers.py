@@ -5,7 +5,6 @@ publishes them; whatever could not be published is left to the outbox relay in t
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import mongoengine as me
@@ -15,17 +14,18 @@ import uuid
 
 from services.common import sessions
 from services.common.auth import Identity
+from services.common.bus import Clock
 from services.common.events import CrossTenantEvent, Event, InvalidEvent, Topic, derived_id, make_event, new_id
 from services.common.instruments import instrument_definitions
 from services.common.outbox import Publish, outbox_entry, publish_or_defer
 
-from services.intake import domain
-from services.intake.adapters.accounts import hash_password, normalise_email
+from services.intake import domain, queries
+from services.intake.adapters.accounts import MIN_PASSWORD_LENGTH, hash_password, normalise_email
+from services.intake.adapters.models import (Assignment, Client, Clinic, CounselorProfile, ExitInterview,
+                                             FeedbackRequest, FeedbackSubmission, Organisation, Session, Staff)
 from services.intake.commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateClinic,
-                       CreateFeedbackRequest, CreateStaff, RecordSession, RegisterClient, SignOut, SubmitFeedback,
-                       UpdateClinic, UpdateStaff)
-from services.intake.adapters.models import (Assignment, Client, Clinic, CounselorProfile, ExitInterview, FeedbackRequest,
-                     FeedbackSubmission, Organisation, Session, Staff)
+                                      CreateFeedbackRequest, CreateStaff, RecordSession, RegisterClient,
+                                      SeedOrganisation, SignOut, SubmitFeedback, UpdateClinic, UpdateStaff)
 
 PRODUCER = "intake"
 # What of a client's preferences travels in intake.submitted; days and times stay here.
@@ -36,49 +36,6 @@ NEXT_SESSION_ATTEMPTS = 5  # tries at a client's next session number while concu
 RATING_NAMESPACE = uuid.UUID("9d2b7c0e-51f4-4a8e-8f3e-2c6a5b1d7e90")
 # Changes that end a staff member's sessions: what the token says about them is no longer true.
 SESSION_ENDING_CHANGES = ("role", "clinic_ids", "password_hash", "active")
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-# --- scoped look-ups: what is outside the caller's organisation and clinics does not exist for them ---
-
-def client_scope(actor: Identity, counselor_field: str = "counselor_id") -> dict:
-    """The filter for client data this caller may see: their clinics (admins: the organisation), and for a
-    counselor only their own clients (`counselor_field` names the document's counselor)."""
-    scope = actor.clinic_filter()
-    if actor.role == "counselor":
-        scope[counselor_field] = actor.staff_id
-    return scope
-
-
-def scoped_client(actor: Identity, client_id: str) -> Client:
-    client = Client.objects(id=client_id, **client_scope(actor)).first()
-    if client is None:
-        raise domain.NotFound("client")
-    return client
-
-
-def scoped_clinic(actor: Identity, clinic_id: str) -> Clinic:
-    clinic = Clinic.objects(id=clinic_id, org_id=actor.org_id).first()
-    if clinic is None or not actor.can_access_clinic(clinic.org_id, clinic.id):
-        raise domain.NotFound("clinic")
-    return clinic
-
-
-def staff_filter(actor: Identity) -> dict:
-    """Staff of the caller's organisation; non-admins see colleagues of their own clinics."""
-    if actor.is_admin:
-        return {"org_id": actor.org_id}
-    return {"org_id": actor.org_id, "clinic_ids__in": list(actor.clinic_ids)}
-
-
-def scoped_staff(actor: Identity, staff_id: str) -> Staff:
-    staff = Staff.objects(id=staff_id, **staff_filter(actor)).first()
-    if staff is None:
-        raise domain.NotFound("staff")
-    return staff
 
 
 def _counselor_facts(staff: Staff | None) -> domain.CounselorFacts | None:
@@ -92,15 +49,43 @@ def _counselor_facts(staff: Staff | None) -> domain.CounselorFacts | None:
 
 # --- organisation and staff ---
 
-def create_clinic(cmd: CreateClinic, publish: Publish) -> Clinic:
+def seed_organisation(cmd: SeedOrganisation, publish: Publish | None) -> Staff:
+    """The organisation, its clinics and its first admin; returns the admin (existing or new). Without a
+    publisher (no broker yet) the worker's outbox relay publishes the admin's staff.updated later."""
+    if len(cmd.admin_password) < MIN_PASSWORD_LENGTH:
+        raise domain.Refused("admin_password", f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+    if Organisation.objects(id=cmd.org_id).first() is None:
+        Organisation(id=cmd.org_id, name=cmd.org_name).save()
+    for clinic_id, name in cmd.clinics.items():
+        existing = Clinic.objects(id=clinic_id).first()
+        if existing is None:
+            Clinic(id=clinic_id, org_id=cmd.org_id, name=name).save(force_insert=True)
+        elif existing.org_id != cmd.org_id:
+            raise domain.Refused("clinics", f"Clinic id {clinic_id} belongs to another organisation.")
+    admin = Staff.objects(email=normalise_email(cmd.admin_email)).first()
+    if admin is not None:
+        if admin.org_id != cmd.org_id:
+            raise domain.Refused("admin_email", "That e-mail belongs to a staff member of another organisation.")
+        return admin
+    admin = Staff(id=f"{cmd.org_id}-admin", org_id=cmd.org_id, email=normalise_email(cmd.admin_email),
+                  display_name=cmd.admin_name, password_hash=hash_password(cmd.admin_password), role="admin",
+                  clinic_ids=list(cmd.clinics))
+    admin.pending_events = [outbox_entry(e, key=admin.id) for e in staff_events(admin)]
+    admin.save(force_insert=True)
+    if publish is not None:
+        publish_or_defer(admin, publish)
+    return admin
+
+
+def create_clinic(cmd: CreateClinic) -> Clinic:
     _check_instrument(cmd.instrument_id)
     clinic = Clinic(id=new_id(), org_id=cmd.actor.org_id, name=cmd.name, instrument_id=cmd.instrument_id)
     clinic.save(force_insert=True)
     return clinic
 
 
-def update_clinic(cmd: UpdateClinic, publish: Publish) -> Clinic:
-    clinic = scoped_clinic(cmd.actor, cmd.clinic_id)
+def update_clinic(cmd: UpdateClinic) -> Clinic:
+    clinic = queries.scoped_clinic(cmd.actor, cmd.clinic_id)
     if "instrument_id" in cmd.changes:
         _check_instrument(cmd.changes["instrument_id"])
     for name, value in cmd.changes.items():
@@ -136,18 +121,19 @@ def create_staff(cmd: CreateStaff, publish: Publish) -> Staff:
                   display_name=cmd.display_name, password_hash=hash_password(cmd.password), role=cmd.role,
                   clinic_ids=list(cmd.clinic_ids), supervisor_id=cmd.supervisor_id,
                   counselor=CounselorProfile(**(cmd.counselor or {})) if cmd.role == "counselor" else None)
-    staff.pending_events = [outbox_entry(e, key=staff.id) for e in staff_events(staff)]
+    events = staff_events(staff)
+    staff.pending_events = [outbox_entry(e, key=staff.id) for e in events]
     try:
         staff.save(force_insert=True)
     except (me.NotUniqueError, DuplicateKeyError):
         raise domain.Refused("email", "A staff member of this organisation has this e-mail already.") from None
     publish_or_defer(staff, publish)
-    sessions.record(staff.org_id, staff.id, staff.token_version, staff.active, _now())
+    _record_token_state(staff, events)
     return staff
 
 
 def update_staff(cmd: UpdateStaff, publish: Publish) -> Staff:
-    staff = scoped_staff(cmd.actor, cmd.staff_id)
+    staff = queries.scoped_staff(cmd.actor, cmd.staff_id)
     was_counselor = staff.role == "counselor"
     changes = dict(cmd.changes)
     domain.check_staff_change(cmd.actor.role, staff.role, frozenset(changes))
@@ -191,9 +177,14 @@ def _save_with_events(staff: Staff, updates: dict, events: list[Event], publish:
     entries = [outbox_entry(e, key=staff.id) for e in events]
     Staff.objects(id=staff.id).update_one(**updates, push_all__pending_events=entries)
     staff.reload()
-    # Intake's own services read the member's token state at once; the others hear of it from staff.updated.
-    sessions.record(staff.org_id, staff.id, staff.token_version, staff.active, _now())
+    _record_token_state(staff, events)
     publish_or_defer(staff, publish)
+
+
+def _record_token_state(staff: Staff, events: list[Event]) -> None:
+    # Intake's own API reads the member's token state at once; the others hear of it from staff.updated.
+    # Stamped with the events' time, as the other services store it from them.
+    sessions.record(staff.org_id, staff.id, staff.token_version, staff.active, events[0].occurred_at)
 
 
 def staff_events(staff: Staff, correlation_id: str | None = None) -> list[Event]:
@@ -214,15 +205,10 @@ def _counselor_event(staff: Staff, correlation_id: str | None = None, listed: bo
     return make_event(Topic.COUNSELOR_UPDATED, {
         "counselor_id": staff.id, "clinic_ids": list(staff.clinic_ids), "specialties": list(profile.specialties),
         "languages": list(profile.languages), "modalities": list(profile.modalities),
-        "weekly_capacity": profile.weekly_capacity, "caseload": caseload(staff.id),
+        "weekly_capacity": profile.weekly_capacity, "caseload": queries.caseload(staff.id),
         "accepting_new_clients": profile.accepting_new_clients, "supervisor_id": staff.supervisor_id,
         "gender": profile.gender, "active": staff.active and listed,
     }, org_id=staff.org_id, clinic_id=staff.clinic_ids[0], producer=PRODUCER, correlation_id=correlation_id)
-
-
-def caseload(counselor_id: str) -> int:
-    """Derived from assignments: the clients whose current counselor this is."""
-    return Client.objects(counselor_id=counselor_id).count()
 
 
 def _announce_caseload(counselor_ids: list[str | None], publish: Publish, correlation_id: str | None) -> None:
@@ -240,7 +226,7 @@ def _announce_caseload(counselor_ids: list[str | None], publish: Publish, correl
 def register_client(cmd: RegisterClient, publish: Publish) -> Client:
     actor = cmd.actor
     try:
-        clinic = scoped_clinic(actor, cmd.clinic_id)
+        clinic = queries.scoped_clinic(actor, cmd.clinic_id)
     except domain.NotFound:
         raise domain.Refused("clinic_id", "Choose one of your clinics.") from None
     if cmd.counselor_id:
@@ -277,7 +263,7 @@ def register_client(cmd: RegisterClient, publish: Publish) -> Client:
 
 
 def assign_counselor(cmd: AssignCounselor, publish: Publish) -> Client:
-    client = scoped_client(cmd.actor, cmd.client_id)
+    client = queries.scoped_client(cmd.actor, cmd.client_id)
     counselor = Staff.objects(id=cmd.counselor_id).first()
     domain.check_assignment(client.org_id, client.clinic_id, _counselor_facts(counselor))
     return _assign(client, cmd.counselor_id, assigned_by=cmd.actor.staff_id, assignment_id=new_id(),
@@ -305,8 +291,8 @@ def _assign(client: Client, counselor_id: str, *, assigned_by: str, assignment_i
     return client
 
 
-def record_session(cmd: RecordSession, publish: Publish) -> Session:
-    client = scoped_client(cmd.actor, cmd.client_id)
+def record_session(cmd: RecordSession) -> Session:
+    client = queries.scoped_client(cmd.actor, cmd.client_id)
     counselor_id = cmd.counselor_id or client.counselor_id
     if not counselor_id:
         raise domain.Refused("counselor_id", "Assign a counselor to this client first.")
@@ -332,8 +318,8 @@ def record_session(cmd: RecordSession, publish: Publish) -> Session:
 
 # --- feedback and exit interviews ---
 
-def create_feedback_request(cmd: CreateFeedbackRequest, publish: Publish) -> FeedbackRequest:
-    client = scoped_client(cmd.actor, cmd.client_id)
+def create_feedback_request(cmd: CreateFeedbackRequest, clock: Clock) -> FeedbackRequest:
+    client = queries.scoped_client(cmd.actor, cmd.client_id)
     session = Session.objects(id=cmd.session_id, client_id=client.id).first()
     if session is None:
         raise domain.Refused("session_id", "No such session of this client.")
@@ -342,38 +328,18 @@ def create_feedback_request(cmd: CreateFeedbackRequest, publish: Publish) -> Fee
         id=new_id(), kind=cmd.kind, org_id=client.org_id, clinic_id=client.clinic_id, client_id=client.id,
         counselor_id=session.counselor_id, session_id=session.id, session_number=session.number,
         instrument_id=clinic.instrument_id if cmd.kind == "feedback" else None,
-        expires_at=_now() + cmd.valid_for, created_by=cmd.actor.staff_id)
+        expires_at=clock() + cmd.valid_for, created_by=cmd.actor.staff_id)
     request.save(force_insert=True)
     return request
 
 
-def questionnaire(org_id: str, instrument_id: str) -> list[domain.FormItem]:
-    definition = instrument_definitions().get(instrument_id)
-    if definition is None:
-        raise domain.Refused("instrument_id", "No such instrument.")
-    organisation = Organisation.objects(id=org_id).first()
-    supplied = (organisation.item_texts.get(instrument_id, {}) if organisation else {})
-    return domain.instrument_form(definition, supplied)
-
-
-def open_request(request_id: str, kind: str) -> FeedbackRequest:
-    """The request behind a link, if it can still be answered; LinkClosed or NotFound otherwise."""
-    request = FeedbackRequest.objects(id=request_id, kind=kind).first()
-    if request is None:
-        raise domain.NotFound("link")
-    state = domain.link_state(request.expires_at, request.answered_at is not None, _now())
-    if state != "open":
-        raise domain.LinkClosed(state)
-    return request
-
-
 def submit_feedback(cmd: SubmitFeedback, publish: Publish) -> FeedbackSubmission:
-    client = scoped_client(cmd.actor, cmd.client_id)
+    client = queries.scoped_client(cmd.actor, cmd.client_id)
     counselor_id = cmd.counselor_id or client.counselor_id
     if not counselor_id:
         raise domain.Refused("counselor_id", "The client has no counselor; name one.")
     instrument_id = cmd.instrument_id or Clinic.objects(id=client.clinic_id).first().instrument_id
-    answers, errors = domain.validate_answers(questionnaire(client.org_id, instrument_id), cmd.answers)
+    answers, errors = domain.validate_answers(queries.questionnaire(client.org_id, instrument_id), cmd.answers)
     if errors:
         raise domain.AnswersInvalid(errors)
     rating_id = rating_id_for(client.id, cmd.session_number)
@@ -389,9 +355,9 @@ def rating_id_for(client_id: str, session_number: int) -> str:
     return derived_id(RATING_NAMESPACE, client_id, session_number)
 
 
-def answer_feedback_link(cmd: AnswerFeedbackLink, publish: Publish) -> FeedbackSubmission:
-    request = open_request(cmd.request_id, "feedback")
-    answers, errors = domain.validate_answers(questionnaire(request.org_id, request.instrument_id), cmd.answers)
+def answer_feedback_link(cmd: AnswerFeedbackLink, publish: Publish, clock: Clock) -> FeedbackSubmission:
+    request = queries.open_request(cmd.request_id, "feedback", clock())
+    answers, errors = domain.validate_answers(queries.questionnaire(request.org_id, request.instrument_id), cmd.answers)
     if errors:
         raise domain.AnswersInvalid(errors)
     # One rating per session: a second answer (another tab, a replayed POST, another link for the same
@@ -426,8 +392,8 @@ def _insert_answer(document: me.Document) -> None:
         raise domain.LinkClosed("answered") from None
 
 
-def answer_exit_interview(cmd: AnswerExitInterview, publish: Publish) -> ExitInterview:
-    request = open_request(cmd.request_id, "exit_interview")
+def answer_exit_interview(cmd: AnswerExitInterview, publish: Publish, clock: Clock) -> ExitInterview:
+    request = queries.open_request(cmd.request_id, "exit_interview", clock())
     values, errors = domain.validate_exit_interview(cmd.answers)
     if errors:
         raise domain.AnswersInvalid(errors)
@@ -452,24 +418,25 @@ def answer_exit_interview(cmd: AnswerExitInterview, publish: Publish) -> ExitInt
 def handle_referral_decided(event: Event, publish: Publish) -> None:
     """An accepted referral moves the client to the chosen counselor, once per decision event."""
     p = event.payload
-    if p["decision"] != "accepted":
+    if p.decision != "accepted":
         return
-    if not p["new_counselor_id"]:
+    if not p.new_counselor_id:
         raise InvalidEvent("accepted referral without new_counselor_id")
-    client = Client.objects(id=p["client_id"], org_id=event.org_id).first()
+    client = Client.objects(id=p.client_id, org_id=event.org_id).first()
     if client is None or client.clinic_id != event.clinic_id:
         raise CrossTenantEvent("no such client in the event's organisation and clinic")
     try:
         domain.check_assignment(client.org_id, client.clinic_id,
-                                _counselor_facts(Staff.objects(id=p["new_counselor_id"]).first()))
+                                _counselor_facts(Staff.objects(id=p.new_counselor_id).first()))
     except domain.Refused as exc:
         raise InvalidEvent(f"new_counselor_id: {exc.message}") from None
     # The assignment id is the event id: a redelivery finds the assignment recorded and adds nothing.
-    _assign(client, p["new_counselor_id"], assigned_by=p["decided_by"], assignment_id=event.event_id,
-            referral_id=p["referral_id"], correlation_id=event.correlation_id, publish=publish)
+    _assign(client, p.new_counselor_id, assigned_by=p.decided_by, assignment_id=event.event_id,
+            referral_id=p.referral_id, correlation_id=event.correlation_id, publish=publish)
 
 
-COMMAND_HANDLERS: dict[type, Callable[[Any, Publish], Any]] = {
+COMMAND_HANDLERS: dict[type, Callable[..., Any]] = {
+    SeedOrganisation: seed_organisation,
     CreateClinic: create_clinic,
     UpdateClinic: update_clinic,
     CreateStaff: create_staff,
@@ -487,7 +454,3 @@ COMMAND_HANDLERS: dict[type, Callable[[Any, Publish], Any]] = {
 EVENT_HANDLERS = {
     Topic.REFERRAL_DECIDED.value: handle_referral_decided,
 }
-
-
-def handle(cmd: Any, publish: Publish) -> Any:
-    return COMMAND_HANDLERS[type(cmd)](cmd, publish)

@@ -1,15 +1,65 @@
-"""The counselor directory: search with filters, and the view with the caseload derived from assignments."""
+"""Intake's read side: every look-up the API, the pages and the handlers make, narrowed by the caller.
+
+What is outside the caller's organisation and clinics (and, for a counselor, outside their own clients) does
+not exist for them: the scoped look-ups raise domain.NotFound, the lists leave it out.
+"""
 from __future__ import annotations
 
+from datetime import date, datetime, time, timezone
+
 from services.common.auth import Identity
+from services.common.instruments import instrument_definitions
 
-from services.intake.handlers import staff_filter
-from services.intake.adapters.models import Client, CounselorProfile, Staff
+from services.intake import domain
+from services.intake.adapters.models import (Client, Clinic, CounselorProfile, ExitInterview, FeedbackRequest,
+                                             FeedbackSubmission, Organisation, Session, Staff)
 
+RECENT_CLIENTS = 20
+
+
+# --- clinics and staff ---
+
+def clinics(identity: Identity):
+    """The clinics the caller works in (admins: all of the organisation's), by name."""
+    if identity.is_admin:
+        return Clinic.objects(org_id=identity.org_id).order_by("name")
+    return Clinic.objects(org_id=identity.org_id, id__in=list(identity.clinic_ids)).order_by("name")
+
+
+def clinic_names(identity: Identity) -> dict[str, str]:
+    return {c.id: c.name for c in Clinic.objects(org_id=identity.org_id).only("id", "name")}
+
+
+def scoped_clinic(actor: Identity, clinic_id: str) -> Clinic:
+    clinic = Clinic.objects(id=clinic_id, org_id=actor.org_id).first()
+    if clinic is None or not actor.can_access_clinic(clinic.org_id, clinic.id):
+        raise domain.NotFound("clinic")
+    return clinic
+
+
+def _staff_filter(actor: Identity) -> dict:
+    """Staff of the caller's organisation; non-admins see colleagues of their own clinics."""
+    if actor.is_admin:
+        return {"org_id": actor.org_id}
+    return {"org_id": actor.org_id, "clinic_ids__in": list(actor.clinic_ids)}
+
+
+def staff_members(actor: Identity):
+    return Staff.objects(**_staff_filter(actor)).order_by("display_name")
+
+
+def scoped_staff(actor: Identity, staff_id: str) -> Staff:
+    staff = Staff.objects(id=staff_id, **_staff_filter(actor)).first()
+    if staff is None:
+        raise domain.NotFound("staff")
+    return staff
+
+
+# --- the counselor directory ---
 
 def search_counselors(identity: Identity, clinic_id: str | None = None, specialty: str | None = None,
                       language: str | None = None, modality: str | None = None, accepting: bool | None = None):
-    query = Staff.objects(role="counselor", **staff_filter(identity))
+    query = Staff.objects(role="counselor", **_staff_filter(identity))
     if clinic_id:
         query = query.filter(clinic_ids=clinic_id)
     if specialty:
@@ -21,6 +71,11 @@ def search_counselors(identity: Identity, clinic_id: str | None = None, specialt
     if accepting is not None:
         query = query.filter(counselor__accepting_new_clients=accepting)
     return query.order_by("display_name")
+
+
+def caseload(counselor_id: str) -> int:
+    """Derived from assignments: the clients whose current counselor this is."""
+    return Client.objects(counselor_id=counselor_id).count()
 
 
 def caseloads(counselor_ids: list[str]) -> dict[str, int]:
@@ -46,3 +101,79 @@ def counselor_views(staff: list[Staff]) -> list[dict]:
             "caseload": counts.get(member.id, 0),
         })
     return views
+
+
+# --- clients and what belongs to them ---
+
+def clients(identity: Identity, clinic_id: str | None = None, counselor_id: str | None = None,
+            since: date | None = None):
+    """Clients the caller may see, newest first."""
+    found = Client.objects(**identity.client_filter())
+    if clinic_id:
+        found = found.filter(clinic_id=clinic_id)
+    if counselor_id:
+        found = found.filter(counselor_id=counselor_id)
+    if since:
+        found = found.filter(created_at__gte=datetime.combine(since, time(), timezone.utc))
+    return found.order_by("-created_at")
+
+
+def front_desk_day(identity: Identity, today: date) -> tuple[list[Client], list[Client]]:
+    """Clients registered today, and the most recent ones before."""
+    start_of_day = datetime.combine(today, time(), timezone.utc)
+    scoped = Client.objects(**identity.client_filter())
+    return (list(scoped.filter(created_at__gte=start_of_day).order_by("-created_at")),
+            list(scoped.filter(created_at__lt=start_of_day).order_by("-created_at")[:RECENT_CLIENTS]))
+
+
+def scoped_client(actor: Identity, client_id: str) -> Client:
+    client = Client.objects(id=client_id, **actor.client_filter()).first()
+    if client is None:
+        raise domain.NotFound("client")
+    return client
+
+
+def sessions_of(client: Client):
+    return Session.objects(client_id=client.id).order_by("number")
+
+
+def feedback_requests_of(client: Client) -> list[FeedbackRequest]:
+    return list(FeedbackRequest.objects(client_id=client.id).order_by("-created_at"))
+
+
+def exit_interviews(identity: Identity, client: Client):
+    """A client's exit interviews; the client's own words (comment) are not for the front desk."""
+    found = ExitInterview.objects(client_id=client.id).order_by("session_number")
+    return found.exclude("comment") if identity.role not in domain.COMMENT_READERS else found
+
+
+def feedback(identity: Identity, client_id: str):
+    return FeedbackSubmission.objects(client_id=client_id, **identity.client_filter()) \
+        .order_by("session_number", "created_at")
+
+
+def feedback_entry(identity: Identity, feedback_id: str) -> FeedbackSubmission | None:
+    return FeedbackSubmission.objects(id=feedback_id, **identity.client_filter()).first()
+
+
+# --- the client's links ---
+
+def questionnaire(org_id: str, instrument_id: str) -> list[domain.FormItem]:
+    """The instrument's items as the client sees them (with the organisation's own wording, if any)."""
+    definition = instrument_definitions().get(instrument_id)
+    if definition is None:
+        raise domain.Refused("instrument_id", "No such instrument.")
+    organisation = Organisation.objects(id=org_id).first()
+    supplied = (organisation.item_texts.get(instrument_id, {}) if organisation else {})
+    return domain.instrument_form(definition, supplied)
+
+
+def open_request(request_id: str, kind: str, now: datetime) -> FeedbackRequest:
+    """The request behind a link, if it can still be answered; LinkClosed or NotFound otherwise."""
+    request = FeedbackRequest.objects(id=request_id, kind=kind).first()
+    if request is None:
+        raise domain.NotFound("link")
+    state = domain.link_state(request.expires_at, request.answered_at is not None, now)
+    if state != "open":
+        raise domain.LinkClosed(state)
+    return request

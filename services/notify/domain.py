@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Protocol, Sequence
 from zoneinfo import ZoneInfo
+
+from services.common import events
 
 IN_APP, EMAIL, WEBHOOK = "in_app", "email", "webhook"
 EXTERNAL_CHANNELS = (EMAIL, WEBHOOK)
@@ -27,6 +30,18 @@ HIGH = "high"
 
 # Delivery states of one channel of one notification.
 PENDING, SENDING, SENT, FAILED, SKIPPED, UNCERTAIN = "pending", "sending", "sent", "failed", "skipped", "uncertain"
+
+
+class NoSuchNotification(LookupError):
+    """Not a notification the caller may see."""
+
+
+class NoSuchClinic(LookupError):
+    """Not a clinic of the caller's organisation that they may see."""
+
+
+class NotYours(PermissionError):
+    """Someone else's notification or inbox: only its recipient acknowledges, only overseers look."""
 
 
 @dataclass(frozen=True)
@@ -70,43 +85,43 @@ def notification_id(source_event_id: str, recipient_id: str) -> str:
 
 # --- routing: one function per event type, from the payload and the clinic's staff ----------------------
 
-def route_alliance_dropped(payload: Mapping) -> list[Draft]:
+def route_alliance_dropped(payload: events.AllianceDropped) -> list[Draft]:
     """One notification per alert: scoring makes one alert per session, whatever number of rules fired."""
-    return [Draft(payload["counselor_id"], ALLIANCE_DROPPED, payload["severity"], payload["client_id"],
-                  counselor_id=payload["counselor_id"], rule=payload["rules"][0], dimension=payload.get("dimension"),
-                  session_number=payload["session_number"], alert_id=payload["alert_id"],
-                  alert_kind=payload["kind"], rules=tuple(payload["rules"]))]
+    return [Draft(payload.counselor_id, ALLIANCE_DROPPED, payload.severity, payload.client_id,
+                  counselor_id=payload.counselor_id, rule=payload.rules[0], dimension=payload.dimension,
+                  session_number=payload.session_number, alert_id=payload.alert_id,
+                  alert_kind=payload.kind, rules=tuple(payload.rules))]
 
 
-def route_referral_recommended(payload: Mapping, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
+def route_referral_recommended(payload: events.ReferralRecommended, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
     supervisors = sorted(s.staff_id for s in staff if s.role == "supervisor" and s.works_in(clinic_id))
-    return [Draft(sid, REFERRAL_RECOMMENDED, "medium", payload["client_id"],
-                  counselor_id=payload.get("current_counselor_id"), rule=payload["reason"],
-                  referral_id=payload["referral_id"]) for sid in supervisors]
+    return [Draft(sid, REFERRAL_RECOMMENDED, "medium", payload.client_id,
+                  counselor_id=payload.current_counselor_id, rule=payload.reason,
+                  referral_id=payload.referral_id) for sid in supervisors]
 
 
-def route_referral_decided(payload: Mapping, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
+def route_referral_decided(payload: events.ReferralDecided, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
     """An accepted referral tells the new and the old counselor and the front desk; a decline nobody."""
-    if payload["decision"] != "accepted":
+    if payload.decision != "accepted":
         return []
     front_desk = sorted(s.staff_id for s in staff if s.role == "front_desk" and s.works_in(clinic_id))
-    recipients = [payload.get("new_counselor_id"), payload.get("previous_counselor_id"), *front_desk]
+    recipients = [payload.new_counselor_id, payload.previous_counselor_id, *front_desk]
     unique = list(dict.fromkeys(r for r in recipients if r))
-    return [Draft(r, REFERRAL_ACCEPTED, "medium", payload["client_id"], counselor_id=payload.get("new_counselor_id"),
-                  referral_id=payload["referral_id"]) for r in unique]
+    return [Draft(r, REFERRAL_ACCEPTED, "medium", payload.client_id, counselor_id=payload.new_counselor_id,
+                  referral_id=payload.referral_id) for r in unique]
 
 
-def route_intake_submitted(payload: Mapping) -> list[Draft]:
-    counselor = payload.get("assigned_counselor_id")
-    return [Draft(counselor, NEW_CLIENT, "low", payload["client_id"], counselor_id=counselor)] if counselor else []
+def route_intake_submitted(payload: events.IntakeSubmitted) -> list[Draft]:
+    counselor = payload.assigned_counselor_id
+    return [Draft(counselor, NEW_CLIENT, "low", payload.client_id, counselor_id=counselor)] if counselor else []
 
 
-def route_client_assigned(payload: Mapping) -> list[Draft]:
+def route_client_assigned(payload: events.ClientAssigned) -> list[Draft]:
     # An assignment made by an accepted referral was announced by referral.decided already.
-    if payload.get("referral_id"):
+    if payload.referral_id:
         return []
-    return [Draft(payload["counselor_id"], NEW_CLIENT, "low", payload["client_id"],
-                  counselor_id=payload["counselor_id"])]
+    return [Draft(payload.counselor_id, NEW_CLIENT, "low", payload.client_id,
+                  counselor_id=payload.counselor_id)]
 
 
 def escalation_draft(original: Draft, supervisor_id: str) -> Draft:
@@ -227,6 +242,61 @@ def subject(kind: str, severity: str, dimension: str | None) -> str:
     if severity == HIGH:
         parts.append("- high")
     return " ".join(parts)
+
+
+class Message(Protocol):
+    """What rendering reads of a stored notification (adapters.models.Notification)."""
+
+    id: str
+    kind: str
+    severity: str
+    org_id: str
+    clinic_id: str
+    recipient_id: str
+    client_id: str
+    counselor_id: str | None
+    rule: str | None
+    rules: list[str]
+    alert_id: str | None
+    alert_kind: str | None
+    dimension: str | None
+    session_number: int | None
+    referral_id: str | None
+    link: str
+    created_at: datetime
+
+    @property
+    def suggestion(self) -> str | None: ...
+
+
+def digest_subject(count: int) -> str:
+    return f"[Rapport] Daily digest: {count} notifications"
+
+
+def email_body(messages: Sequence[Message], notify_url: str) -> str:
+    """One e-mail for one or several notifications (a digest): what happened, what to try first, links."""
+    lines = ["You have notifications in Rapport.", ""]
+    for n in messages:
+        details = [SUBJECTS.get(n.kind, n.kind), f"severity {n.severity}"]
+        details += [f"dimension {n.dimension}"] if n.dimension else []
+        details += [f"rules {', '.join(n.rules)}" if n.rules else f"rule {n.rule}"] if (n.rules or n.rule) else []
+        details += [f"session {n.session_number}"] if n.session_number else []
+        lines += [" - ".join(details)]
+        lines += [f"  {ALERT_KIND_WORDS[n.alert_kind]}."] if n.alert_kind in ALERT_KIND_WORDS else []
+        lines += [f"  What to try first: {n.suggestion}"] if n.suggestion else []
+        lines += [f"  Client record: {n.link}", f"  Acknowledge: {notify_url.rstrip('/')}/inbox/{n.id}", ""]
+    return "\n".join(lines)
+
+
+def webhook_body(n: Message) -> bytes:
+    """What a webhook receives: ids, codes and links only."""
+    return json.dumps({
+        "notification_id": n.id, "kind": n.kind, "severity": n.severity, "org_id": n.org_id,
+        "clinic_id": n.clinic_id, "recipient_id": n.recipient_id, "client_id": n.client_id,
+        "counselor_id": n.counselor_id, "rule": n.rule, "rules": list(n.rules or []), "alert_id": n.alert_id,
+        "alert_kind": n.alert_kind, "dimension": n.dimension, "suggestion": n.suggestion,
+        "session_number": n.session_number, "referral_id": n.referral_id, "link": n.link,
+        "created_at": n.created_at.isoformat()}, separators=(",", ":"), sort_keys=True).encode()
 
 
 def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:

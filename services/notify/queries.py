@@ -1,14 +1,13 @@
-"""Read side shared by the API and the pages: every query is narrowed by the caller's identity."""
+"""Notify's read side: the inbox, the supervision view and delivery settings for the API and pages (narrowed
+by the caller's identity), and the recipient look-ups the handlers route by."""
 from __future__ import annotations
 
 from collections import Counter
 
-from flask import abort
-
 from services.common.auth import Identity
 
 from services.notify import domain
-from services.notify.adapters.models import Notification, StaffMember
+from services.notify.adapters.models import Notification, RecipientPreferences, StaffMember
 
 OVERSEERS = ("supervisor", "admin")
 ALERT_KINDS = (domain.ALLIANCE_DROPPED, domain.ESCALATION)
@@ -20,7 +19,7 @@ def inbox_of(identity: Identity, counselor_id: str | None = None, unacknowledged
     Newest first."""
     recipient = counselor_id or identity.staff_id
     if recipient != identity.staff_id and not identity.has_role(*OVERSEERS):
-        abort(403)
+        raise domain.NotYours(recipient)
     filters = {"recipient_id": recipient, **identity.clinic_filter()}
     if unacknowledged:
         filters["acknowledged_at"] = None
@@ -35,18 +34,19 @@ def unread_count(identity: Identity) -> int:
 
 
 def visible_notification(identity: Identity, notification_id: str) -> Notification:
-    """The caller's own notification, or one in their clinics for supervisors and admins; 404 otherwise."""
+    """The caller's own notification, or one in their clinics for supervisors and admins; NoSuchNotification
+    otherwise."""
     n = Notification.objects(id=notification_id, **identity.clinic_filter()).first()
     if n is None or (n.recipient_id != identity.staff_id and not identity.has_role(*OVERSEERS)):
-        abort(404)
+        raise domain.NoSuchNotification(notification_id)
     return n
 
 
 def own_notification(identity: Identity, notification_id: str) -> Notification:
-    """For acknowledging: only the recipient may (403 for an overseer looking at someone else's)."""
+    """For acknowledging: only the recipient may (NotYours for an overseer looking at someone else's)."""
     n = visible_notification(identity, notification_id)
     if n.recipient_id != identity.staff_id:
-        abort(403)
+        raise domain.NotYours(notification_id)
     return n
 
 
@@ -65,7 +65,7 @@ def supervision(identity: Identity, clinic_id: str | None = None) -> dict:
     scope = identity.clinic_filter()
     if clinic_id:
         if not identity.can_access_clinic(identity.org_id, clinic_id) or not _known_clinic(identity, clinic_id):
-            abort(404)
+            raise domain.NoSuchClinic(clinic_id)
         scope = {"org_id": identity.org_id, "clinic_id": clinic_id}
     open_alerts = Notification.objects(kind=domain.ALLIANCE_DROPPED, acknowledged_at=None, **scope).only(
         "recipient_id", "severity", "escalated_at")
@@ -84,3 +84,49 @@ def supervision(identity: Identity, clinic_id: str | None = None) -> dict:
                        for cid, counts in sorted(per_counselor.items(), key=lambda kv: -kv[1]["unacknowledged_alerts"])],
         "escalations": list(escalations.order_by("-created_at").limit(200)),
     }
+
+
+# --- delivery settings ----------------------------------------------------------------------------------
+
+def stored_preferences(identity: Identity) -> RecipientPreferences:
+    """The caller's stored settings, or new empty ones (not saved)."""
+    key = RecipientPreferences.key(identity.org_id, identity.staff_id)
+    return RecipientPreferences.objects(id=key).first() or RecipientPreferences(
+        id=key, org_id=identity.org_id, staff_id=identity.staff_id)
+
+
+def preferences_view(prefs: RecipientPreferences, new_secret: str | None = None) -> dict:
+    """The settings as the API and page show them: the webhook secret only when just generated."""
+    answer = {"email": prefs.email, "webhook_url": prefs.webhook_url, "channels": prefs.channels or {},
+              "quiet_hours": ({"start": prefs.quiet_start, "end": prefs.quiet_end}
+                              if prefs.quiet_start and prefs.quiet_end else None),
+              "timezone": prefs.timezone or "UTC", "daily_digest": bool(prefs.daily_digest),
+              "webhook_secret_set": bool(prefs.webhook_secret)}
+    if new_secret:
+        answer["webhook_secret"] = new_secret
+    return answer
+
+
+# --- recipients, for routing ----------------------------------------------------------------------------
+
+def preferences_of(org_id: str, staff_id: str) -> domain.Preferences:
+    stored = RecipientPreferences.objects(id=RecipientPreferences.key(org_id, staff_id)).first()
+    return stored.to_domain() if stored else domain.Preferences()
+
+
+def clinic_staff(org_id: str, clinic_id: str) -> list[domain.Staff]:
+    return [s.to_domain() for s in StaffMember.objects(org_id=org_id, clinic_ids=clinic_id, active=True)]
+
+
+def supervisor_of(org_id: str, staff_id: str) -> str | None:
+    member = StaffMember.objects(id=StaffMember.key(org_id, staff_id)).first()
+    return member.supervisor_id if member and member.supervisor_id else None
+
+
+def known_only_elsewhere(org_id: str, staff_id: str) -> bool:
+    """A staff id this organisation does not know but another does."""
+    # The own-organisation lookup first: it is by key, while looking elsewhere is a scan of the read model
+    # on FerretDB, needed only for an id this organisation does not know.
+    if StaffMember.objects(id=StaffMember.key(org_id, staff_id)).only("id").first():
+        return False
+    return StaffMember.objects(staff_id=staff_id, org_id__ne=org_id).only("id").first() is not None

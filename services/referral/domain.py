@@ -16,6 +16,8 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from services.common.events import ExitInterviewSubmitted
+
 SCORE_DIGITS = 6  # scores are rounded so that equal sums computed in another order still tie
 MAX_REASON_LENGTH = 120
 
@@ -219,10 +221,10 @@ def _limited(prefix: str, concerns: list[str], shown: int = 4) -> str:
 EXIT_INTERVIEW_ANSWERS = ("comfortable", "style_fit", "confident_progress")
 
 
-def exit_interview_shows_poor_fit(answers: Mapping[str, Any], config: MatchingConfig) -> bool:
+def exit_interview_shows_poor_fit(answers: ExitInterviewSubmitted, config: MatchingConfig) -> bool:
     """Low ratings, "outside my counselor's expertise" or "I want someone else"."""
-    low = any(answers[name] <= config.poor_fit_max_answer for name in EXIT_INTERVIEW_ANSWERS)
-    return low or bool(answers["outside_expertise"]) or bool(answers["wants_someone_else"])
+    low = any(getattr(answers, name) <= config.poor_fit_max_answer for name in EXIT_INTERVIEW_ANSWERS)
+    return low or answers.outside_expertise or answers.wants_someone_else
 
 
 def asks_for_review(rules: Iterable[str], config: MatchingConfig) -> bool:
@@ -289,6 +291,10 @@ def add_session(client: ClientAlliance | None, client_id: str, concerns: tuple[s
 
 OPEN, ACCEPTED, DECLINED = "recommended", "accepted", "declined"
 DECLINE_REASONS = ("no_suitable_candidate", "client_declined", "clinical_judgement", "other")
+
+
+class ReferralNotFound(LookupError):
+    """No such referral among those the caller may see."""
 
 
 class ReferralNotOpen(Exception):

@@ -1,23 +1,31 @@
-"""Referral's event and command handlers: plain functions, listed in tables at the bottom.
+"""Referral's handlers: plain functions, listed in EVENT_HANDLERS and COMMAND_HANDLERS at the bottom.
 
-Events keep referral's view of the world (views.py) and trigger recommendations; commands decide them.
+Events keep referral's view of the world (read by queries.py) and trigger recommendations; commands decide
+them.
 """
 from __future__ import annotations
 
 import json
 import logging
 import uuid
+from datetime import datetime
 from typing import Any, Callable
 
+import mongoengine as me
+from mongoengine.queryset.visitor import Q
+from pymongo.errors import DuplicateKeyError
+
 from services.common import sessions
+from services.common.auth import Identity
+from services.common.bus import Clock
 from services.common.events import Event, InvalidEvent, Topic, decode_event, derived_id, make_event
-from services.common.mongo import utcnow
 from services.common.outbox import Publish, insert_once, outbox_entry, publish_or_defer, publish_pending
 
-from services.referral import domain, queries as views
+from services.referral import domain, queries
 from services.referral.commands import AcceptReferral, DeclineReferral
 from services.referral.adapters.config import matching_config
-from services.referral.adapters.models import CandidateRecord, ClientView, IntakeView, ParkedEvent, Referral, visible_referrals
+from services.referral.adapters.models import (CandidateRecord, ClientAllianceRecord, ClientView, CounselorFit,
+                                               CounselorView, IntakeView, ParkedEvent, Referral)
 
 PRODUCER = "referral"
 # Referral ids derive from the trigger event's id, so a redelivered trigger finds its referral.
@@ -26,44 +34,134 @@ REFERRAL_NAMESPACE = uuid.UUID("6f1c1f0e-8a40-4f8e-9d7a-0c9b8e2f5a11")
 log = logging.getLogger(__name__)
 
 
-class ReferralNotFound(LookupError):
-    """No such referral among those the caller may see."""
-
-
 def referral_id_for(trigger_event_id: str) -> str:
     return derived_id(REFERRAL_NAMESPACE, trigger_event_id)
 
 
-# --- read model -------------------------------------------------------------------------------------------
+# --- referral's view of the world, kept from events ---------------------------------------------------
+# Every update is idempotent on its own (a redelivered event changes nothing) and checks that the event's
+# organisation is the one the entity belongs to.
 
 def handle_counselor_updated(event: Event, publish: Publish) -> None:
-    views.apply_counselor_snapshot(event)
+    _apply_counselor_snapshot(event)
 
 
 def handle_client_assigned(event: Event, publish: Publish) -> None:
-    views.record_assignment(event)
+    _record_assignment(event)
 
 
 def handle_alliance_scored(event: Event, publish: Publish) -> None:
     p = event.payload
-    views.check_counselor_org(event, p["counselor_id"])
-    value = views.normalised_total(p["instrument_id"], p["total"])
+    queries.check_counselor_org(event, p.counselor_id)
+    value = queries.normalised_total(p.instrument_id, p.total)
     client = _known_client_or_park(event)
     if client is not None:
-        views.record_session(event.org_id, p["counselor_id"], client, p["score_id"], value)
+        _record_session(event.org_id, p.counselor_id, client, p.score_id, value)
+
+
+# Optimistic updates of one counselor's fit that lose to concurrent writers this often give up (and the
+# consumer loop retries the event).
+FIT_UPDATE_ATTEMPTS = 10
+
+
+class ConcurrentUpdate(RuntimeError):
+    """Another writer kept changing the same document; the event is retried."""
+
+
+COUNSELOR_FIELDS = ("clinic_ids", "specialties", "languages", "modalities", "weekly_capacity", "caseload",
+                    "accepting_new_clients", "supervisor_id", "gender", "active")
+
+
+def _apply_counselor_snapshot(event: Event) -> None:
+    """Store the snapshot unless a newer one is stored already."""
+    p = event.payload
+    values = {f"set__{name}": getattr(p, name) for name in COUNSELOR_FIELDS}
+    not_newer = CounselorView.objects(id=p.counselor_id, org_id=event.org_id, as_of__lte=event.occurred_at)
+    if not_newer.update_one(set__as_of=event.occurred_at, **values):
+        return
+    try:
+        CounselorView(id=p.counselor_id, org_id=event.org_id, as_of=event.occurred_at,
+                      **{name: getattr(p, name) for name in COUNSELOR_FIELDS}).save(force_insert=True)
+    except (me.NotUniqueError, DuplicateKeyError):
+        # Stored already: by another organisation (refused), or a newer snapshot (this one is ignored).
+        queries.same_org(CounselorView.objects(id=p.counselor_id).only("org_id").first().org_id, event)
+
+
+def _client_view(event: Event, client_id: str) -> ClientView:
+    """The client's view, created empty in the event's organisation if new; CrossTenantEvent if the client
+    belongs to another organisation."""
+    ClientView.objects(id=client_id).update_one(upsert=True, set_on_insert__org_id=event.org_id)
+    view = ClientView.objects.get(id=client_id)
+    queries.same_org(view.org_id, event)
+    return view
+
+
+def _record_intake(event: Event) -> ClientView:
+    p = event.payload
+    _client_view(event, p.client_id)
+    ClientView.objects(id=p.client_id).update_one(
+        set__clinic_id=event.clinic_id, set__intake_id=p.intake_id, set__concerns=list(p.concerns),
+        set__preferences=p.preferences.to_wire())
+    if p.assigned_counselor_id:
+        _assign_counselor(p.client_id, p.assigned_counselor_id, event.occurred_at)
+    return ClientView.objects.get(id=p.client_id)
+
+
+def _record_assignment(event: Event) -> None:
+    p = event.payload
+    queries.check_counselor_org(event, p.counselor_id)
+    _client_view(event, p.client_id)
+    if p.concerns:
+        ClientView.objects(id=p.client_id).update_one(set__concerns=list(p.concerns))
+    ClientView.objects(id=p.client_id, clinic_id=None).update_one(set__clinic_id=event.clinic_id)
+    _assign_counselor(p.client_id, p.counselor_id, event.occurred_at)
+
+
+def _assign_counselor(client_id: str, counselor_id: str, at: datetime) -> None:
+    """Set the client's counselor unless a later assignment is stored already."""
+    not_newer = Q(counselor_since=None) | Q(counselor_since__lte=at)
+    ClientView.objects(Q(id=client_id) & not_newer).update_one(set__counselor_id=counselor_id,
+                                                                set__counselor_since=at)
+
+
+def _record_session(org_id: str, counselor_id: str, client: ClientView, score_id: str, value: float) -> None:
+    """Fold one scored session into the counselor's fit, once per score id (see CounselorFit)."""
+    key = CounselorFit.key(org_id, counselor_id)
+    for _ in range(FIT_UPDATE_ATTEMPTS):
+        fit = CounselorFit.objects(id=key).first()
+        if fit is None:
+            insert_once(CounselorFit(id=key, org_id=org_id, counselor_id=counselor_id))
+            continue
+        records = {r.client_id: r for r in fit.clients}
+        stored = records.get(client.id)
+        current = stored and domain.ClientAlliance(stored.client_id, tuple(stored.concerns), stored.total,
+                                                   stored.sessions, tuple(stored.score_ids))
+        stats = {c: domain.FitStat(s["total"], s["clients"]) for c, s in fit.concerns.items()}
+        folded = domain.add_session(current, client.id, tuple(client.concerns), stats, score_id, value)
+        if folded is None:
+            return  # counted already
+        updated, new_stats = folded
+        records[client.id] = ClientAllianceRecord(
+            client_id=updated.client_id, concerns=list(updated.concerns), total=updated.total,
+            sessions=updated.sessions, score_ids=list(updated.score_ids))
+        if CounselorFit.objects(id=key, version=fit.version).update_one(
+                set__clients=list(records.values()), inc__version=1,
+                set__concerns={c: {"total": s.total, "clients": s.clients} for c, s in new_stats.items()}):
+            return
+    raise ConcurrentUpdate(key)
 
 
 # --- triggers ---------------------------------------------------------------------------------------------
 
 def handle_intake_submitted(event: Event, publish: Publish) -> None:
     p = event.payload
-    views.check_counselor_org(event, p["assigned_counselor_id"])  # before anything of the intake is kept
+    queries.check_counselor_org(event, p.assigned_counselor_id)  # before anything of the intake is kept
     insert_once(IntakeView(
-        id=p["intake_id"], org_id=event.org_id, clinic_id=event.clinic_id, client_id=p["client_id"],
-        concerns=list(p["concerns"]), preferences=dict(p["preferences"]), urgency=p["urgency"],
-        assigned_counselor_id=p["assigned_counselor_id"], source_event_id=event.event_id,
+        id=p.intake_id, org_id=event.org_id, clinic_id=event.clinic_id, client_id=p.client_id,
+        concerns=list(p.concerns), preferences=p.preferences.to_wire(), urgency=p.urgency,
+        assigned_counselor_id=p.assigned_counselor_id, source_event_id=event.event_id,
     ))
-    client = views.record_intake(event)
+    client = _record_intake(event)
     _recommend(event, client, "intake", current_counselor_id=client.counselor_id, publish=publish)
     _replay_parked(client, publish)
 
@@ -75,19 +173,19 @@ def handle_exit_interview_submitted(event: Event, publish: Publish) -> None:
     client = _known_client_or_park(event)
     if client is None:
         return
-    leaving = p["counselor_id"]
+    leaving = p.counselor_id
     _recommend(event, client, "exit_interview", current_counselor_id=leaving, exclude=frozenset({leaving}),
-               outside_expertise=p["outside_expertise"], publish=publish)
+               outside_expertise=p.outside_expertise, publish=publish)
 
 
 def handle_alliance_dropped(event: Event, publish: Publish) -> None:
     p = event.payload
-    if not domain.asks_for_review(p["rules"], matching_config()):
+    if not domain.asks_for_review(p.rules, matching_config()):
         return
     client = _known_client_or_park(event)
     if client is None:
         return
-    counselor = p["counselor_id"]
+    counselor = p.counselor_id
     if client.counselor_id not in (None, counselor):
         return  # the client has another counselor by now: nothing left to review
     first_delivery = Referral.objects(id=referral_id_for(event.event_id)).first() is None
@@ -106,8 +204,8 @@ def _recommend(event: Event, client: ClientView, reason: str, *, current_counsel
         publish_pending(existing, publish)
         return
     config = matching_config()
-    candidates = domain.rank(views.load_directory(client.org_id, config),
-                             domain.MatchRequest(views.profile(client), exclude, outside_expertise), config)
+    candidates = domain.rank(queries.load_directory(client.org_id, config),
+                             domain.MatchRequest(queries.profile(client), exclude, outside_expertise), config)
     recommended = make_event(Topic.REFERRAL_RECOMMENDED, {
         "referral_id": referral_id, "trigger_event_id": event.event_id, "client_id": client.id,
         "current_counselor_id": current_counselor_id, "reason": reason,
@@ -128,8 +226,8 @@ def _recommend(event: Event, client: ClientView, reason: str, *, current_counsel
 def _known_client_or_park(event: Event) -> ClientView | None:
     """The client, or None after parking the event until the client's intake arrives (topics are not
     ordered between each other, so a score or an exit interview can overtake the intake)."""
-    client_id = event.payload["client_id"]
-    client = views.known_client(event, client_id)
+    client_id = event.payload.client_id
+    client = queries.known_client(event, client_id)
     if client is None:
         insert_once(ParkedEvent(id=event.event_id, org_id=event.org_id, client_id=client_id,
                                 event=event.to_dict()))
@@ -149,13 +247,14 @@ def _replay_parked(client: ClientView, publish: Publish) -> None:
 # --- commands ---------------------------------------------------------------------------------------------
 
 def _visible_referral(cmd: AcceptReferral | DeclineReferral) -> Referral:
-    referral = visible_referrals(cmd.identity).filter(id=cmd.referral_id).first()
+    referral = queries.visible_referral(cmd.identity, cmd.referral_id)
     if referral is None:
-        raise ReferralNotFound(cmd.referral_id)
+        raise domain.ReferralNotFound(cmd.referral_id)
     return referral
 
 
-def _decide(referral: Referral, identity, decision: str, publish: Publish, **changes: Any) -> Referral:
+def _decide(referral: Referral, identity: Identity, decision: str, publish: Publish, clock: Clock,
+            **changes: Any) -> Referral:
     """Record the decision and its `referral.decided` event in one conditional write: of two concurrent
     decisions only one finds the referral still open, so the event exists exactly once."""
     payload = {"referral_id": referral.id, "client_id": referral.client_id, "decision": decision,
@@ -165,7 +264,7 @@ def _decide(referral: Referral, identity, decision: str, publish: Publish, **cha
     decided = make_event(Topic.REFERRAL_DECIDED, payload, org_id=referral.org_id, clinic_id=referral.clinic_id,
                          producer=PRODUCER, correlation_id=referral.correlation_id)
     written = Referral.objects(id=referral.id, status=domain.OPEN).update_one(
-        set__status=decision, set__decided_by=identity.staff_id, set__decided_at=utcnow(),
+        set__status=decision, set__decided_by=identity.staff_id, set__decided_at=clock(),
         push__pending_events=outbox_entry(decided, key=referral.client_id),
         **{f"set__{name}": value for name, value in changes.items()})
     if not written:
@@ -175,19 +274,19 @@ def _decide(referral: Referral, identity, decision: str, publish: Publish, **cha
     return referral
 
 
-def accept_referral(cmd: AcceptReferral, publish: Publish) -> Referral:
+def accept_referral(cmd: AcceptReferral, publish: Publish, clock: Clock) -> Referral:
     referral = _visible_referral(cmd)
     domain.check_accept(referral.status, [c.counselor_id for c in referral.candidates], cmd.counselor_id)
-    return _decide(referral, cmd.identity, domain.ACCEPTED, publish, chosen_counselor_id=cmd.counselor_id)
+    return _decide(referral, cmd.identity, domain.ACCEPTED, publish, clock, chosen_counselor_id=cmd.counselor_id)
 
 
-def decline_referral(cmd: DeclineReferral, publish: Publish) -> Referral:
+def decline_referral(cmd: DeclineReferral, publish: Publish, clock: Clock) -> Referral:
     referral = _visible_referral(cmd)
     domain.check_decline(referral.status)
     changes = {"decline_reason": cmd.reason}
     if cmd.note:
         changes["decision_note"] = cmd.note
-    return _decide(referral, cmd.identity, domain.DECLINED, publish, **changes)
+    return _decide(referral, cmd.identity, domain.DECLINED, publish, clock, **changes)
 
 
 EVENT_HANDLERS = {
@@ -201,11 +300,7 @@ EVENT_HANDLERS = {
     Topic.STAFF_UPDATED.value: sessions.handle_staff_updated,
 }
 
-COMMAND_HANDLERS: dict[type, Callable[[Any, Publish], Any]] = {
+COMMAND_HANDLERS: dict[type, Callable[..., Any]] = {
     AcceptReferral: accept_referral,
     DeclineReferral: decline_referral,
 }
-
-
-def handle(cmd: Any, publish: Publish) -> Any:
-    return COMMAND_HANDLERS[type(cmd)](cmd, publish)

@@ -1,4 +1,4 @@
-"""Scoring's event handlers: plain functions, listed in EVENT_HANDLERS at the bottom.
+"""Scoring's handlers: plain functions, listed in COMMAND_HANDLERS and EVENT_HANDLERS at the bottom.
 
 Everything derived from an event has an id derived from it (scores: the event id; alerts: client, counselor,
 session and source; published events: the score or alert id), so a redelivery, or a replay of the topic into
@@ -15,16 +15,20 @@ from typing import Iterable
 from pymongo import UpdateOne
 
 from services.common import sessions
-from services.common.events import CrossTenantEvent, Event, InvalidEvent, Topic, derived_id, make_event
+from services.common.bus import Clock
+from services.common.events import (AllianceDropped, AllianceScored, CrossTenantEvent, Event, InvalidEvent, Payload,
+                                    SubscaleScores, Topic, derived_id, make_event)
 from services.common.kafka import BatchHandler
 from services.common.mongo import update_each
 from services.common.outbox import (Publish, PublishAll, insert_all_once, insert_once, outbox_entry,
                                     publish_pending, publish_pending_all)
 
+from services.scoring.commands import UpdateAlertSettings
 from services.scoring.domain import alerting, instruments as domain
 from services.scoring.adapters.calibrations import calibration_for
 from services.scoring.adapters.instruments import shipped_instruments
-from services.scoring.adapters.models import Alert, AlertRecord, Dyad, ExitInterviewScore, OutcomeRecord, SessionScore
+from services.scoring.adapters.models import (Alert, AlertRecord, ClinicAlertSettings, Dyad, ScoredExitInterview,
+                                              OutcomeRecord, ScoredSession)
 from services.scoring.adapters.rules import effective_settings
 from services.scoring.queries import clinic_settings
 
@@ -52,16 +56,16 @@ def handle_feedback_batch(events: list[Event], publish_all: PublishAll) -> None:
         org, clinic, instrument, settings_of(org, clinic)["rules"]).scale_for(
         alerting.Budget.of(settings_of(org, clinic)).false_alerts_per_counselor_month))
     dyads: dict[str, _DyadProgress] = {}
-    scores: list[SessionScore] = []
+    scores: list[ScoredSession] = []
     assessed: list[tuple[Event, _Assessment]] = []
     outcomes: list[OutcomeRecord] = []
     for event in events:
         p = event.payload
-        dyad_id = Dyad.key(event.org_id, event.clinic_id, p["client_id"], p["counselor_id"])
+        dyad_id = Dyad.key(event.org_id, event.clinic_id, p.client_id, p.counselor_id)
         if dyad_id not in dyads:
             dyads[dyad_id] = _DyadProgress.read(event)
         progress = dyads[dyad_id]
-        stored = SessionScore.objects(id=event.event_id).first()
+        stored = ScoredSession.objects(id=event.event_id).first()
         if stored is not None:
             # After a crash the stored score applies its stored update, once: only on the version it was
             # computed on. Recomputing it from the dyad as it is now would count the session twice.
@@ -70,7 +74,7 @@ def handle_feedback_batch(events: list[Event], publish_all: PublishAll) -> None:
             scores.append(stored)
             outcomes.extend(stored.outcomes)
             continue
-        instrument = _instrument(p["instrument_id"])
+        instrument = _instrument(p.instrument_id)
         settings = settings_of(event.org_id, event.clinic_id)
         assessment = _assess(event, instrument, progress, settings["rules"],
                              scale_of(event.org_id, event.clinic_id, instrument))
@@ -114,7 +118,7 @@ class _DyadProgress:
     @classmethod
     def read(cls, event: Event) -> "_DyadProgress":
         p = event.payload
-        progress = cls(event.org_id, event.clinic_id, p["client_id"], p["counselor_id"], 0, 0, None)
+        progress = cls(event.org_id, event.clinic_id, p.client_id, p.counselor_id, 0, 0, None)
         dyad = Dyad.objects(id=progress.id).first()
         if dyad is not None:
             progress.stored_version = progress.version = dyad.version
@@ -131,7 +135,7 @@ def _history_from_scores(dyad_id: str) -> alerting.DyadHistory:
     """A dyad stored by an earlier version (running sums only) gets its window back from its stored
     sessions, once: its baseline then starts where its sessions are, not from nothing."""
     window = effective_settings(None)["rules"][alerting.RUPTURE]["window"]
-    stored = list(SessionScore.objects(dyad_id=dyad_id, late=False).only(
+    stored = list(ScoredSession.objects(dyad_id=dyad_id, late=False).only(
         "session_number", "total", "subscales", "below_cutoff").order_by("session_number"))
     history = alerting.DyadHistory()
     for s in stored:
@@ -165,26 +169,26 @@ def _assess(event: Event, instrument: domain.Instrument, dyad: _DyadProgress, ru
             scale: alerting.AlertScale) -> _Assessment:
     p = event.payload
     try:
-        score = domain.score_answers(instrument, p["answers"])
+        score = domain.score_answers(instrument, p.answers)
     except domain.InvalidAnswers as exc:
         raise InvalidEvent(str(exc)) from None
     # The dyad is keyed by clinic too: a client seen in two clinics has two trajectories, and an event can
     # never touch a trajectory of another organisation or clinic.
     before = alerting.DyadHistory.from_dict(dyad.trajectory)
-    result = alerting.assess(instrument, score, p["session_number"], before, rules, scale)
+    result = alerting.assess(instrument, score, p.session_number, before, rules, scale)
     fall = result.fall
     baseline = {"baseline_mean": fall.baseline_mean if fall else None, "baseline_sd": fall.baseline_sd if fall else None,
                 "baseline_sessions": fall.sessions if fall else 0,
                 "previous_total": before.previous.total if before.previous else None}
-    common = {"source_event_id": event.event_id, "client_id": p["client_id"], "counselor_id": p["counselor_id"],
-              "session_number": p["session_number"], "instrument_id": instrument.id}
+    common = {"source_event_id": event.event_id, "client_id": p.client_id, "counselor_id": p.counselor_id,
+              "session_number": p.session_number, "instrument_id": instrument.id}
     subscales = dict(score.subscales)
-    scored = _derived(event, Topic.ALLIANCE_SCORED, derived_id(_ID_NAMESPACE, Topic.ALLIANCE_SCORED, event.event_id), {
-        **common, "score_id": event.event_id, "total": score.total, "mean": score.mean, "subscales": subscales,
-        **baseline})
+    scored = _derived(event, Topic.ALLIANCE_SCORED, derived_id(_ID_NAMESPACE, Topic.ALLIANCE_SCORED, event.event_id),
+                      AllianceScored(**common, score_id=event.event_id, total=score.total, mean=score.mean,
+                                     subscales=SubscaleScores(**subscales), **baseline))
     alert = (_alert_document(event, common, result.alert, score.total, subscales, baseline, SESSION_SOURCE)
              if result.alert is not None else None)
-    outcomes = [OutcomeRecord(alert_id=alert_id(event.org_id, p["client_id"], p["counselor_id"], o.session_number,
+    outcomes = [OutcomeRecord(alert_id=alert_id(event.org_id, p.client_id, p.counselor_id, o.session_number,
                                                 SESSION_SOURCE), recovered=o.recovered, at_session=o.at_session)
                 for o in result.outcomes]
     return _Assessment(
@@ -194,18 +198,18 @@ def _assess(event: Event, instrument: domain.Instrument, dyad: _DyadProgress, ru
         outcomes=outcomes)
 
 
-def _session_document(event: Event, a: _Assessment, raised: set[tuple[str, str]]) -> SessionScore:
+def _session_document(event: Event, a: _Assessment, raised: set[tuple[str, str]]) -> ScoredSession:
     p = event.payload
     ours = a.alert if a.alert is not None and (a.alert.id, a.alert.source_event_id) in raised else None
-    return SessionScore(
-        id=event.event_id, org_id=event.org_id, clinic_id=event.clinic_id, client_id=p["client_id"],
-        counselor_id=p["counselor_id"], session_number=p["session_number"], instrument_id=a.instrument_id,
-        answers=dict(p["answers"]), total=a.score.total, mean=a.score.mean, subscales=dict(a.score.subscales),
+    return ScoredSession(
+        id=event.event_id, org_id=event.org_id, clinic_id=event.clinic_id, client_id=p.client_id,
+        counselor_id=p.counselor_id, session_number=p.session_number, instrument_id=a.instrument_id,
+        answers=dict(p.answers), total=a.score.total, mean=a.score.mean, subscales=dict(a.score.subscales),
         **a.baseline, below_cutoff=a.result.below_cutoff, fall_sd=a.result.fall.z if a.result.fall else None,
         late=a.result.late, alert=_alert_record(ours) if ours else None, outcomes=a.outcomes,
         dyad_id=a.dyad_id, dyad_version=a.dyad_version, trajectory_after=a.trajectory_after,
         submitted_at=event.occurred_at,
-        pending_events=[outbox_entry(e, key=p["client_id"])
+        pending_events=[outbox_entry(e, key=p.client_id)
                         for e in (a.scored, *([_dropped_event(event, ours)] if ours else []))])
 
 
@@ -246,42 +250,42 @@ def _write_dyads(dyads: Iterable[_DyadProgress]) -> None:
 
 
 def handle_exit_interview_submitted(event: Event, publish: Publish) -> None:
-    stored = ExitInterviewScore.objects(id=event.event_id).first() or insert_once(_score_exit_interview(event))
+    stored = ScoredExitInterview.objects(id=event.event_id).first() or insert_once(_score_exit_interview(event))
     publish_pending(stored, publish)
 
 
-def _score_exit_interview(event: Event) -> ExitInterviewScore:
+def _score_exit_interview(event: Event) -> ScoredExitInterview:
     p = event.payload
     score = alerting.score_exit_interview(p)
     rules = clinic_settings(event.org_id, event.clinic_id)["rules"]
     found = alerting.evaluate_exit_interview(score, rules.get(alerting.EXIT_INTERVIEW_RULE))
-    common = {"source_event_id": event.event_id, "client_id": p["client_id"], "counselor_id": p["counselor_id"],
-              "session_number": p["session_number"], "instrument_id": EXIT_INTERVIEW_SOURCE}
+    common = {"source_event_id": event.event_id, "client_id": p.client_id, "counselor_id": p.counselor_id,
+              "session_number": p.session_number, "instrument_id": EXIT_INTERVIEW_SOURCE}
     baseline = {"baseline_mean": None, "baseline_sd": None, "baseline_sessions": 0, "previous_total": None}
     alert = (_alert_document(event, common, found, score.fit, {}, baseline, EXIT_INTERVIEW_SOURCE)
              if found else None)
     raised = _insert_alerts([alert] if alert else [])
     ours = alert if alert is not None and (alert.id, alert.source_event_id) in raised else None
-    return ExitInterviewScore(
-        id=event.event_id, org_id=event.org_id, clinic_id=event.clinic_id, client_id=p["client_id"],
-        counselor_id=p["counselor_id"], session_number=p["session_number"], fit=score.fit,
+    return ScoredExitInterview(
+        id=event.event_id, org_id=event.org_id, clinic_id=event.clinic_id, client_id=p.client_id,
+        counselor_id=p.counselor_id, session_number=p.session_number, fit=score.fit,
         ratings=dict(score.ratings), wants_someone_else=score.wants_someone_else,
         alert=_alert_record(ours) if ours else None, submitted_at=event.occurred_at,
-        pending_events=[outbox_entry(_dropped_event(event, ours), key=p["client_id"])] if ours else [])
+        pending_events=[outbox_entry(_dropped_event(event, ours), key=p.client_id)] if ours else [])
 
 
 def handle_alert_acknowledged(event: Event, publish: Publish) -> None:
     """What the counselor did about an alert, for the clinic's view of which repairs work. The first
     acknowledgement stands."""
     p = event.payload
-    found = Alert.objects(id=p["alert_id"]).only("org_id").first()
+    found = Alert.objects(id=p.alert_id).only("org_id").first()
     if found is None:
         log.warning("acknowledgement of an alert scoring does not know: ignored")
         return
     if found.org_id != event.org_id:
         raise CrossTenantEvent("alert.acknowledged: an alert of another organisation")
-    Alert.objects(id=p["alert_id"], acknowledged_at=None).update_one(
-        set__acknowledged_at=event.occurred_at, set__action=p.get("action"))
+    Alert.objects(id=p.alert_id, acknowledged_at=None).update_one(
+        set__acknowledged_at=event.occurred_at, set__action=p.action)
 
 
 def _alert_document(event: Event, common: dict, alert: alerting.AlertDecision, total: float, subscales: dict,
@@ -306,22 +310,30 @@ def _alert_record(alert: Alert) -> AlertRecord:
 
 
 def _dropped_event(source: Event, alert: Alert) -> Event:
-    return _derived(source, Topic.ALLIANCE_DROPPED, derived_id(_ID_NAMESPACE, Topic.ALLIANCE_DROPPED, alert.id), {
-        "source_event_id": alert.source_event_id, "client_id": alert.client_id,
-        "counselor_id": alert.counselor_id, "session_number": alert.session_number,
-        "instrument_id": alert.instrument_id, "alert_id": alert.id, "kind": alert.kind, "rules": list(alert.rules),
-        "dimension": alert.dimension, "severity": alert.severity, "total": alert.total,
-        "threshold": alert.threshold, "fall_sd": alert.fall_sd, "subscales": alert.subscales,
-        "baseline_mean": alert.baseline_mean, "baseline_sd": alert.baseline_sd,
-        "baseline_sessions": alert.baseline_sessions, "previous_total": alert.previous_total})
+    return _derived(source, Topic.ALLIANCE_DROPPED, derived_id(_ID_NAMESPACE, Topic.ALLIANCE_DROPPED, alert.id),
+                    AllianceDropped.of(alert, alert_id=alert.id))
 
 
-def _derived(source: Event, type_: str, event_id: str, payload: dict) -> Event:
+def _derived(source: Event, type_: str, event_id: str, payload: Payload) -> Event:
     # occurred_at is the source's: the derived fact happened when the client answered, and a replay then
     # produces byte-identical events.
     return make_event(type_, payload, org_id=source.org_id, clinic_id=source.clinic_id, producer=PRODUCER,
                       correlation_id=source.correlation_id, event_id=event_id, occurred_at=source.occurred_at)
 
+
+def update_alert_settings(cmd: UpdateAlertSettings, clock: Clock) -> None:
+    """Replace a clinic's overrides; from the next scored session on they apply. ValidationError naming the
+    field when they cannot work together with the defaults (nothing is stored then)."""
+    effective_settings(cmd.overrides)
+    ClinicAlertSettings.objects(id=ClinicAlertSettings.key(cmd.identity.org_id, cmd.clinic_id)).update_one(
+        upsert=True, set__org_id=cmd.identity.org_id, set__clinic_id=cmd.clinic_id,
+        set__budget=cmd.overrides.get("budget") or {}, set__rules=cmd.overrides.get("rules") or {},
+        set__updated_by=cmd.identity.staff_id, set__updated_at=clock())
+
+
+COMMAND_HANDLERS = {
+    UpdateAlertSettings: update_alert_settings,
+}
 
 EVENT_HANDLERS = {
     Topic.FEEDBACK_SUBMITTED.value: BatchHandler(handle_feedback_batch),

@@ -1,5 +1,5 @@
 """Read models for the API and pages: trajectories, clinic summaries, FHIR export. Queries are narrowed by the
-caller's scope (see `scope`), so nothing here can show another clinic's or another counselor's clients."""
+caller's scope (`Identity.client_filter`), so nothing here can show another clinic's or another counselor's clients."""
 from __future__ import annotations
 
 import logging
@@ -16,10 +16,11 @@ from services.common.mongo import utcnow
 from services.scoring.domain import instruments as domain
 from services.scoring.domain.backtest import AnsweredSession, run_backtest
 
-from services.scoring.domain.alerting import RUPTURE, DyadHistory, baseline_window
+from services.scoring.domain.alerting import RUPTURE, Budget, DyadHistory, baseline_window
+from services.scoring.domain.calibration import Calibration
 from services.scoring.adapters.instruments import shipped_instruments
-from services.scoring.adapters.models import OUTCOMES, Alert, ClinicAlertSettings, Dyad, SessionScore
-from services.scoring.adapters.rules import effective_settings, stored_overrides
+from services.scoring.adapters.models import OUTCOMES, Alert, ClinicAlertSettings, ClinicCalibration, Dyad, ScoredSession
+from services.scoring.adapters.rules import alert_defaults, effective_settings, stored_overrides
 
 STAFF_ROLES = ("counselor", "supervisor", "admin")
 log = logging.getLogger(__name__)
@@ -34,18 +35,29 @@ def clinic_settings(org_id: str, clinic_id: str) -> dict:
         return effective_settings(None)
 
 
-def scope(identity: Identity) -> dict[str, Any]:
-    """The query filter for what a caller may see: their clinics, and a counselor only their own clients."""
-    narrowed = identity.clinic_filter()
-    if identity.role == "counselor":
-        narrowed["counselor_id"] = identity.staff_id
-    return narrowed
+def alert_settings(org_id: str, clinic_id: str) -> dict:
+    """A clinic's alert settings as the settings API and page show them: the defaults, its overrides, what
+    applies, and per instrument the threshold its budget gives."""
+    stored = ClinicAlertSettings.objects(id=ClinicAlertSettings.key(org_id, clinic_id)).first()
+    overrides = stored_overrides({"budget": stored.budget, "rules": stored.rules}) if stored else {}
+    effective = clinic_settings(org_id, clinic_id)
+    budget = Budget.of(effective).false_alerts_per_counselor_month
+    calibrations = []
+    for doc in ClinicCalibration.objects(org_id=org_id, clinic_id=clinic_id).order_by("instrument_id"):
+        found = Calibration.from_dict(doc.calibration)
+        calibrations.append({
+            "instrument_id": doc.instrument_id, "source": found.source, "k": found.k_for(budget),
+            "pooled_sd": found.pooled_sd, "sessions_per_counselor_month": found.sessions_per_counselor_month,
+            "dyads": found.dyads, "sessions": found.sessions, "computed_at": doc.computed_at})
+    return {"org_id": org_id, "clinic_id": clinic_id, "overrides": overrides,
+            "defaults": alert_defaults().settings, "effective": effective, "calibrations": calibrations,
+            "updated_by": stored.updated_by if stored else None, "updated_at": stored.updated_at if stored else None}
 
 
 def narrowed(identity: Identity, **filters: Any) -> dict[str, Any] | None:
     """The caller's scope with the given filters (None values dropped), or None when they ask for what the
     scope excludes (a counselor asking for a colleague's clients)."""
-    where = scope(identity)
+    where = identity.client_filter()
     for key, value in filters.items():
         if value is None:
             continue
@@ -53,6 +65,51 @@ def narrowed(identity: Identity, **filters: Any) -> dict[str, Any] | None:
             return None
         where[key] = value
     return where
+
+
+def scores(identity: Identity, **filters: Any):
+    """Scored sessions in session order, within the caller's scope and the given filters."""
+    where = narrowed(identity, **filters)
+    return ScoredSession.objects.none() if where is None else \
+        ScoredSession.objects(**where).order_by("session_number", "scored_at")
+
+
+def score(identity: Identity, score_id: str) -> ScoredSession | None:
+    return ScoredSession.objects(id=score_id, **identity.client_filter()).first()
+
+
+def client_scores(identity: Identity, client_id: str) -> list[ScoredSession]:
+    """A client's scored sessions with their answers, in session order (the FHIR export)."""
+    return list(ScoredSession.objects(client_id=client_id, **identity.client_filter()).order_by("session_number", "submitted_at"))
+
+
+def alerts(identity: Identity, rule: str | None = None, **filters: Any):
+    """Alerts, newest first, within the caller's scope; `rule`: those on which that rule fired (an alert lists
+    every rule that fired on its session)."""
+    where = narrowed(identity, **filters)
+    clinic_id = filters.get("clinic_id")
+    if where is None or (clinic_id is not None and not identity.can_access_clinic(identity.org_id, clinic_id)):
+        return Alert.objects.none()
+    if rule is not None:
+        where["rules"] = rule
+    return Alert.objects(**where).order_by("-raised_at", "session_number")
+
+
+def alert(identity: Identity, alert_id: str) -> Alert | None:
+    return Alert.objects(id=alert_id, **identity.client_filter()).first()
+
+
+def alliance_overview(identity: Identity, recent_alerts: int, max_dyads: int) -> tuple[list[Alert], list[Dyad]]:
+    """The caller's recent alerts, and their dyads with those whose last session was below the cutoff
+    first."""
+    where = identity.client_filter()
+    return (list(Alert.objects(**where).order_by("-raised_at")[:recent_alerts]),
+            list(Dyad.objects(**where).order_by("-below_cutoff", "client_id")[:max_dyads]))
+
+
+def clinic_overrides(org_id: str, clinic_id: str) -> dict:
+    """A clinic's own overrides as they apply today (see rules.stored_overrides)."""
+    return stored_overrides(ClinicAlertSettings.overrides_for(org_id, clinic_id))
 
 
 def clinic_in_scope(identity: Identity, clinic_id: str) -> bool:
@@ -63,7 +120,7 @@ def clinic_in_scope(identity: Identity, clinic_id: str) -> bool:
         return False
     where = {"org_id": identity.org_id, "clinic_id": clinic_id}
     return clinic_id in identity.clinic_ids or any(
-        model.objects(**where).only("id").first() is not None for model in (Dyad, SessionScore, ClinicAlertSettings))
+        model.objects(**where).only("id").first() is not None for model in (Dyad, ScoredSession, ClinicAlertSettings))
 
 
 def trajectory(identity: Identity, client_id: str, counselor_id: str | None) -> dict[str, Any] | None:
@@ -71,7 +128,7 @@ def trajectory(identity: Identity, client_id: str, counselor_id: str | None) -> 
     where = narrowed(identity, client_id=client_id, counselor_id=counselor_id, late=False)
     if where is None:
         return None
-    scores = list(SessionScore.objects(**where).only(
+    scores = list(ScoredSession.objects(**where).only(
         "session_number", "counselor_id", "clinic_id", "org_id", "instrument_id", "total", "subscales", "alert",
         "below_cutoff", "submitted_at").order_by("session_number", "submitted_at"))
     if not scores:
@@ -119,8 +176,8 @@ def clinic_summary(identity: Identity, clinic_id: str, since: date) -> dict[str,
     Python: FerretDB's $group computes only its first accumulator."""
     start = datetime.combine(since, time.min, tzinfo=timezone.utc)
     where = {"org_id": identity.org_id, "clinic_id": clinic_id}
-    sessions = SessionScore.objects(**where, submitted_at__gte=start).count()
-    below = SessionScore.objects(**where, submitted_at__gte=start, below_cutoff=True).count()
+    sessions = ScoredSession.objects(**where, submitted_at__gte=start).count()
+    below = ScoredSession.objects(**where, submitted_at__gte=start, below_cutoff=True).count()
     per_month: Counter = Counter()
     by_rule: Counter = Counter()
     by_kind: Counter = Counter()
@@ -156,7 +213,7 @@ def alert_preview(identity: Identity, clinic_id: str, proposed: Mapping[str, Any
     since = utcnow() - timedelta(days=months * 365.25 / 12)
     instruments = shipped_instruments()
     sessions = []
-    for s in SessionScore.objects(org_id=identity.org_id, clinic_id=clinic_id, submitted_at__gte=since).only(
+    for s in ScoredSession.objects(org_id=identity.org_id, clinic_id=clinic_id, submitted_at__gte=since).only(
             "client_id", "counselor_id", "session_number", "instrument_id", "answers", "submitted_at").as_pymongo():
         instrument = instruments.get(s["instrument_id"])
         if instrument is None:
@@ -186,7 +243,7 @@ def _preview_sentence(months: int, sessions: int, figures: Mapping[str, Mapping[
             f"(now {current['level_notices_per_counselor_month']:.1f}), from {sessions} sessions.")
 
 
-def questionnaire_responses(scores: list[SessionScore], questionnaires_url: str, scores_url: str) -> dict[str, Any]:
+def questionnaire_responses(scores: list[ScoredSession], questionnaires_url: str, scores_url: str) -> dict[str, Any]:
     """A FHIR R4 Bundle (collection) of QuestionnaireResponse resources, one per scored session; each refers
     to its Questionnaire at `<questionnaires_url>/<instrument id>` and is found at `<scores_url>/<id>`."""
     instruments = shipped_instruments()

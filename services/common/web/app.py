@@ -6,9 +6,9 @@ import logging
 import re
 import time
 from dataclasses import fields as dataclass_fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from flask import Blueprint, Flask, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask_smorest import Api
 from jinja2 import ChoiceLoader, PackageLoader
 from pymongo.errors import ConnectionFailure
@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from services.common import audit, idempotency, ratelimit
 from services.common.audit_api import audit_blp
+from services.common.bus import MessageBus
 from services.common.config import Settings
 from services.common.events import ID_PATTERN, current_correlation_id, new_id
 from services.common.logs import configure_logging
@@ -29,8 +30,11 @@ ID_RE = re.compile(ID_PATTERN)
 SETTINGS_KEYS = {f.name for f in dataclass_fields(Settings)} - {"service"}
 
 
-def create_service_app(import_name: str, service: str, config: Mapping[str, Any] | None) -> tuple[Flask, Api]:
-    """The part of every `create_app`: settings from env (overridden by `config`), OpenAPI, errors, health.
+def create_service_app(import_name: str, service: str, config: Mapping[str, Any] | None, *,
+                       blueprints: Sequence[Blueprint] = (), pages: Blueprint | None = None,
+                       bootstrap: Callable[..., MessageBus] | None = None) -> tuple[Flask, Api]:
+    """Every service's `create_app`: settings from env (overridden by `config`), OpenAPI, errors, health,
+    the service's API `blueprints` and `pages`, and its command bus (`bootstrap` given the publisher).
 
     Keys of `config` that name a Settings field (lower-case) override it; the rest go to `app.config`.
     """
@@ -67,7 +71,20 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
                        caller=lambda: getattr(current_identity(), "staff_id", None))
     app.before_request(_require_json_body)
     api.register_blueprint(audit_blp)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    api.spec.options["security"] = [{"bearer": []}]
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    if pages is not None:
+        app.register_blueprint(pages)
+    if bootstrap is not None:
+        app.extensions["rapport.bus"] = bootstrap(publish=kafka_ext.send, settings=settings)
     return app, api
+
+
+def command_bus() -> MessageBus:
+    """The app's command bus: where routes and pages send every write."""
+    return current_app.extensions["rapport.bus"]
 
 
 def _start_request() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from services.common.mongo import utcnow
+from services.common.mongo import SessionRecord, utcnow
 from services.common.outbox import OutboxDocument
 
 DEFAULT_INSTRUMENT = "rapport-short"
@@ -110,17 +110,11 @@ class Session(me.Document):
             "indexes": [{"fields": ("client_id", "number"), "unique": True}]}
 
 
-class FeedbackRequest(me.Document):
+class FeedbackRequest(SessionRecord):
     """A signed link sent to a client; answered at most once (the answer's id is this request's id)."""
 
-    id = me.StringField(primary_key=True)
     kind = me.StringField(required=True, choices=("feedback", "exit_interview"))
-    org_id = me.StringField(required=True)
-    clinic_id = me.StringField(required=True)
-    client_id = me.StringField(required=True)
-    counselor_id = me.StringField(required=True)
     session_id = me.StringField(required=True)
-    session_number = me.IntField(required=True)
     instrument_id = me.StringField()
     expires_at = me.DateTimeField(required=True)
     answered_at = me.DateTimeField()
@@ -129,13 +123,9 @@ class FeedbackRequest(me.Document):
     meta = {"collection": "feedback_requests", "indexes": [("org_id", "client_id")]}
 
 
-class FeedbackSubmission(OutboxDocument):
-    id = me.StringField(primary_key=True)
-    org_id = me.StringField(required=True)
-    clinic_id = me.StringField(required=True)
-    client_id = me.StringField(required=True)
-    counselor_id = me.StringField(required=True)
-    session_number = me.IntField(required=True)
+class FeedbackSubmission(SessionRecord, OutboxDocument):
+    """A session's rating (one per session: the id derives from client and session number)."""
+
     instrument_id = me.StringField(required=True)
     answers = me.DictField(required=True)
     # The staff member who entered it through the API; None when the client answered a link.
@@ -144,13 +134,9 @@ class FeedbackSubmission(OutboxDocument):
     meta = {"collection": "feedback", "indexes": [("org_id", "clinic_id", "client_id")]}
 
 
-class ExitInterview(OutboxDocument):
-    id = me.StringField(primary_key=True)
-    org_id = me.StringField(required=True)
-    clinic_id = me.StringField(required=True)
-    client_id = me.StringField(required=True)
-    counselor_id = me.StringField(required=True)
-    session_number = me.IntField(required=True)
+class ExitInterview(SessionRecord, OutboxDocument):
+    """A client's answers to the exit interview; id = its request's. The comment stays in intake."""
+
     comfortable = me.IntField(required=True)
     style_fit = me.IntField(required=True)
     confident_progress = me.IntField(required=True)

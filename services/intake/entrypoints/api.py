@@ -2,25 +2,24 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, time, timedelta, timezone
+from datetime import timedelta
 
 from flask import g, request
 from flask_smorest import Blueprint, abort
 
-from services.common.auth import Identity, issue_token
+from services.common.auth import issue_token
 from services.common.ratelimit import too_many
 from services.common.schemas import QuerySetPage
-from services.common.web.health import kafka_ext
+from services.common.web.app import command_bus
 from services.common.web.identity import caller, guard, settings
 
-from services.intake import domain, handlers
+from services.intake import domain, queries
 
 from services.intake.adapters import links
 from services.intake.adapters.accounts import SignInAmbiguous, record_throttled, sign_in, throttle
 from services.intake.commands import (AssignCounselor, CreateClinic, CreateFeedbackRequest, CreateStaff, RecordSession,
                        RegisterClient, SignOut, SubmitFeedback, UpdateClinic, UpdateStaff)
-from services.intake.queries import counselor_views, search_counselors
-from services.intake.adapters.models import Client, Clinic, ExitInterview, FeedbackRequest, FeedbackSubmission, Session
+from services.intake.adapters.models import FeedbackRequest
 from services.intake.entrypoints.schemas import (AssignmentRequestSchema, ClientQuerySchema, ClientSchema, ClinicSchema, ClinicUpdateSchema,
                       CounselorProfileSchema, CounselorQuerySchema, CounselorSchema, ExitInterviewSchema,
                       FeedbackQuerySchema, FeedbackRequestSchema, FeedbackSchema, IdentitySchema, SessionSchema, StaffSchema,
@@ -57,7 +56,7 @@ def domain_errors():
 
 def run(cmd):
     with domain_errors():
-        return handlers.handle(cmd, kafka_ext.send)
+        return command_bus().handle(cmd)
 
 
 # --- auth ---
@@ -107,10 +106,7 @@ def me():
 @clinics.response(200, ClinicSchema(many=True))
 @clinics.paginate(QuerySetPage)
 def list_clinics():
-    identity = caller()
-    query = {"org_id": identity.org_id} if identity.is_admin else {"org_id": identity.org_id,
-                                                                  "id__in": list(identity.clinic_ids)}
-    return Clinic.objects(**query).order_by("name")
+    return queries.clinics(caller())
 
 
 @clinics.post("")
@@ -137,8 +133,7 @@ def update_clinic(data, clinic_id):
 @staff.response(200, StaffSchema(many=True))
 @staff.paginate(QuerySetPage)
 def list_staff():
-    identity = caller()
-    return handlers.Staff.objects(**handlers.staff_filter(identity)).order_by("display_name")
+    return queries.staff_members(caller())
 
 
 @staff.post("")
@@ -155,7 +150,7 @@ def create_staff(data):
 @staff.response(200, StaffSchema)
 def get_staff(staff_id):
     with domain_errors():
-        return handlers.scoped_staff(caller(), staff_id)
+        return queries.scoped_staff(caller(), staff_id)
 
 
 @staff.patch("/<staff_id>")
@@ -178,17 +173,17 @@ def update_staff(data, staff_id):
 @counselors.paginate()
 def list_counselors(query, pagination_parameters):
     """The directory, filtered by clinic, specialty, language, modality and whether accepting clients."""
-    found = search_counselors(caller(), **query)
+    found = queries.search_counselors(caller(), **query)
     pagination_parameters.item_count = found.count()
     page = found.skip(pagination_parameters.first_item).limit(pagination_parameters.page_size)
-    return counselor_views(list(page))
+    return queries.counselor_views(list(page))
 
 
 @counselors.get("/<counselor_id>")
 @guard(*ANY_STAFF)
 @counselors.response(200, CounselorSchema)
 def get_counselor(counselor_id):
-    found = counselor_views(list(search_counselors(caller()).filter(id=counselor_id)))
+    found = queries.counselor_views(list(queries.search_counselors(caller()).filter(id=counselor_id)))
     return found[0] if found else abort(404)
 
 
@@ -199,7 +194,7 @@ def get_counselor(counselor_id):
 def update_counselor(data, counselor_id):
     """Change a counselor's directory profile; publishes `counselor.updated`."""
     counselor = run(UpdateStaff(caller(), counselor_id, {"counselor": data}))
-    return counselor_views([counselor])[0]
+    return queries.counselor_views([counselor])[0]
 
 
 # --- clients ---
@@ -211,15 +206,7 @@ def update_counselor(data, counselor_id):
 @clients.paginate(QuerySetPage)
 def list_clients(query):
     """Clients of the caller's clinics, newest first."""
-    identity = caller()
-    found = Client.objects(**handlers.client_scope(identity))
-    if "clinic_id" in query:
-        found = found.filter(clinic_id=query["clinic_id"])
-    if "counselor_id" in query:
-        found = found.filter(counselor_id=query["counselor_id"])
-    if "since" in query:
-        found = found.filter(created_at__gte=datetime.combine(query["since"], time(), timezone.utc))
-    return found.order_by("-created_at")
+    return queries.clients(caller(), **query)
 
 
 @clients.post("")
@@ -237,7 +224,7 @@ def register_client(data):
 @clients.response(200, ClientSchema)
 def get_client(client_id):
     with domain_errors():
-        return handlers.scoped_client(caller(), client_id)
+        return queries.scoped_client(caller(), client_id)
 
 
 @clients.post("/<client_id>/assignment")
@@ -255,8 +242,7 @@ def assign_counselor(data, client_id):
 @clients.paginate(QuerySetPage)
 def list_sessions(client_id):
     with domain_errors():
-        client = handlers.scoped_client(caller(), client_id)
-    return Session.objects(client_id=client.id).order_by("number")
+        return queries.sessions_of(queries.scoped_client(caller(), client_id))
 
 
 @clients.post("/<client_id>/sessions")
@@ -273,8 +259,8 @@ def record_session(data, client_id):
 @clients.response(200, FeedbackRequestSchema(many=True))
 def list_feedback_requests(client_id):
     with domain_errors():
-        client = handlers.scoped_client(caller(), client_id)
-    return [with_url(r) for r in FeedbackRequest.objects(client_id=client.id).order_by("-created_at")]
+        client = queries.scoped_client(caller(), client_id)
+    return [with_url(r) for r in queries.feedback_requests_of(client)]
 
 
 @clients.post("/<client_id>/feedback-requests")
@@ -294,14 +280,7 @@ def create_feedback_request(data, client_id):
 def list_exit_interviews(client_id):
     identity = caller()
     with domain_errors():
-        client = handlers.scoped_client(identity, client_id)
-    return list(exit_interviews(identity, client.id))
-
-
-def exit_interviews(identity: Identity, client_id: str):
-    """A client's exit interviews; the client's own words (comment) are not for the front desk."""
-    found = ExitInterview.objects(client_id=client_id).order_by("session_number")
-    return found.exclude("comment") if identity.role not in domain.COMMENT_READERS else found
+        return list(queries.exit_interviews(identity, queries.scoped_client(identity, client_id)))
 
 
 def link_url(request: FeedbackRequest) -> str:
@@ -333,14 +312,11 @@ def submit_feedback(data):
 @feedback.response(200, FeedbackSchema(many=True))
 @feedback.paginate(QuerySetPage)
 def list_feedback(query):
-    identity = caller()
-    return FeedbackSubmission.objects(client_id=query["client_id"], **handlers.client_scope(identity)) \
-        .order_by("session_number", "created_at")
+    return queries.feedback(caller(), query["client_id"])
 
 
 @feedback.get("/<feedback_id>")
 @guard(*ANY_STAFF)
 @feedback.response(200, FeedbackSchema)
 def get_feedback(feedback_id):
-    identity = caller()
-    return FeedbackSubmission.objects(id=feedback_id, **handlers.client_scope(identity)).first() or abort(404)
+    return queries.feedback_entry(caller(), feedback_id) or abort(404)

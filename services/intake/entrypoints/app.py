@@ -7,15 +7,12 @@ from flask import Flask
 
 from services.common.web.app import create_service_app
 
+from services.intake.bootstrap import bootstrap
 from services.intake.entrypoints.api import BLUEPRINTS
 from services.intake.entrypoints.pages import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    app, api = create_service_app(__name__, "intake", config)
-    for blueprint in BLUEPRINTS:
-        api.register_blueprint(blueprint)
-    app.register_blueprint(pages)
-    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    api.spec.options["security"] = [{"bearer": []}]
+    app, _api = create_service_app(__name__, "intake", config, blueprints=BLUEPRINTS, pages=pages,
+                                   bootstrap=bootstrap)
     return app

@@ -5,7 +5,7 @@ again with each message next to its field (aria-invalid, aria-describedby).
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
@@ -14,18 +14,16 @@ from werkzeug.datastructures import MultiDict
 
 from services.common import audit, ratelimit
 from services.common.events import CONCERNS, MODALITIES, URGENCIES
-from services.common.web.health import kafka_ext
+from services.common.web.app import command_bus
 from services.common.web.identity import clear_session_cookie, require_page_identity, set_session_cookie, settings, signin_redirect
 
-from services.intake import domain, handlers
+from services.intake import domain, queries
 
 from services.intake.adapters import links
 from services.intake.adapters.accounts import SignInAmbiguous, record_throttled, sign_in, throttle
-from services.intake.entrypoints.api import exit_interviews, link_url
 from services.intake.commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateFeedbackRequest,
-                       RecordSession, RegisterClient, SignOut)
-from services.intake.queries import counselor_views, search_counselors
-from services.intake.adapters.models import Client, Clinic, FeedbackRequest, Session
+                                      RecordSession, RegisterClient, SignOut)
+from services.intake.entrypoints.api import link_url
 from services.intake.entrypoints.schemas import ClientSchema, CounselorQuerySchema, SessionSchema
 
 pages = Blueprint("intake_pages", __name__, template_folder="templates")
@@ -90,7 +88,7 @@ def signout():
     identity = require_page_identity()
     if identity is None:
         return clear_session_cookie(signin_redirect())
-    handlers.handle(SignOut(identity), kafka_ext.send)
+    command_bus().handle(SignOut(identity))
     return clear_session_cookie(redirect(url_for("intake_pages.signin_form"), 303))
 
 
@@ -101,22 +99,10 @@ def home():
     identity = require_page_identity()
     if identity is None:
         return signin_redirect()
-    start_of_day = datetime.combine(date.today(), time(), timezone.utc)
-    scoped = Client.objects(**handlers.client_scope(identity))
-    today = list(scoped.filter(created_at__gte=start_of_day).order_by("-created_at"))
-    recent = list(scoped.filter(created_at__lt=start_of_day).order_by("-created_at")[:20])
+    today, recent = queries.front_desk_day(identity, date.today())
     audit.reads(*(c.id for c in today + recent))
     return render_template("home.html", today=today, recent=recent,
-                           clinic_names=_clinic_names(identity), notice=NOTICES.get(request.args.get("done")))
-
-
-def _clinic_names(identity) -> dict[str, str]:
-    return {c.id: c.name for c in Clinic.objects(org_id=identity.org_id)}
-
-
-def _clinics_of(identity) -> list[Clinic]:
-    return [c for c in Clinic.objects(org_id=identity.org_id).order_by("name")
-            if identity.can_access_clinic(c.org_id, c.id)]
+                           clinic_names=queries.clinic_names(identity), notice=NOTICES.get(request.args.get("done")))
 
 
 @pages.route("/clients/new", methods=["GET", "POST"])
@@ -124,12 +110,12 @@ def new_client():
     identity = require_page_identity(*domain.CLIENT_WRITERS)
     if identity is None:
         return signin_redirect()
-    clinics = _clinics_of(identity)
+    clinics = list(queries.clinics(identity))
     form, errors = request.form, {}
     if request.method == "POST":
         try:
             data = ClientSchema().load(_client_input(form))
-            client = handlers.handle(RegisterClient(identity, **data), kafka_ext.send)
+            client = command_bus().handle(RegisterClient(identity, **data))
             return redirect(url_for("intake_pages.client_page", client_id=client.id, done="registered"), 303)
         except ValidationError as exc:
             errors = _flatten(exc.messages)
@@ -137,7 +123,7 @@ def new_client():
             errors = {exc.field: exc.message}
     elif len(clinics) == 1:
         form = MultiDict({"clinic_id": clinics[0].id})
-    counselors = counselor_views(list(search_counselors(identity, accepting=True)))
+    counselors = queries.counselor_views(list(queries.search_counselors(identity, accepting=True)))
     return render_template("client_new.html", form=form, errors=errors, clinics=clinics, counselors=counselors,
                            **_vocabulary()), 422 if errors else 200
 
@@ -179,19 +165,19 @@ def client_page(client_id, errors=None, status=200):
     if identity is None:
         return signin_redirect()
     try:
-        client = handlers.scoped_client(identity, client_id)
+        client = queries.scoped_client(identity, client_id)
     except domain.NotFound:
         return render_template("not_found.html"), 404
-    sessions = list(Session.objects(client_id=client.id).order_by("number"))
-    requests = list(FeedbackRequest.objects(client_id=client.id).order_by("-created_at"))
+    sessions = list(queries.sessions_of(client))
+    requests = queries.feedback_requests_of(client)
     now = datetime.now(timezone.utc)
     link_rows = [{"request": r, "url": link_url(r),
                   "state": domain.link_state(r.expires_at, r.answered_at is not None, now)} for r in requests]
-    counselors = counselor_views(list(search_counselors(identity, clinic_id=client.clinic_id)))
+    counselors = queries.counselor_views(list(queries.search_counselors(identity, clinic_id=client.clinic_id)))
     return render_template(
         "client.html", client=client, sessions=sessions, links=link_rows, counselors=counselors,
         counselor_names={c["id"]: c["display_name"] for c in counselors},
-        exit_interviews=list(exit_interviews(identity, client.id)), clinic_names=_clinic_names(identity),
+        exit_interviews=list(queries.exit_interviews(identity, client)), clinic_names=queries.clinic_names(identity),
         errors=errors or {}, notice=NOTICES.get(request.args.get("done")), today=date.today().isoformat(),
         can_write=identity.role in domain.CLIENT_WRITERS), status
 
@@ -201,7 +187,7 @@ def _client_action(client_id, roles, build, done):
     if identity is None:
         return signin_redirect()
     try:
-        handlers.handle(build(identity), kafka_ext.send)
+        command_bus().handle(build(identity))
     except domain.NotFound:
         return render_template("not_found.html"), 404
     except domain.Refused as exc:
@@ -249,9 +235,10 @@ def directory():
         filters, errors = {}, _flatten(exc.messages)
     else:
         errors = {}
-    counselors = counselor_views(list(search_counselors(identity, **filters)))
+    counselors = queries.counselor_views(list(queries.search_counselors(identity, **filters)))
     return render_template("directory.html", counselors=counselors, filters=raw, errors=errors,
-                           clinics=_clinics_of(identity), clinic_names=_clinic_names(identity), **_vocabulary())
+                           clinics=list(queries.clinics(identity)), clinic_names=queries.clinic_names(identity),
+                           **_vocabulary())
 
 
 # --- the client's pages (no account: the signed link is the key) ---
@@ -272,7 +259,7 @@ def _request_for(kind: str, token: str):
                       {"Retry-After": str(decision.retry_after_s)})
     try:
         request_id = links.verify(settings().jwt_secret, kind, token)
-        return handlers.open_request(request_id, kind), None
+        return queries.open_request(request_id, kind, datetime.now(timezone.utc)), None
     except links.LinkExpired:
         return None, (render_template("link_closed.html", state="expired"), 410)
     except domain.LinkClosed as exc:
@@ -286,12 +273,12 @@ def feedback_form(token):
     feedback_request, closed = _request_for("feedback", token)
     if closed:
         return closed
-    items = handlers.questionnaire(feedback_request.org_id, feedback_request.instrument_id)
+    items = queries.questionnaire(feedback_request.org_id, feedback_request.instrument_id)
     errors = {}
     if request.method == "POST":
         answers = request.form.to_dict()
         try:
-            handlers.handle(AnswerFeedbackLink(feedback_request.id, answers), kafka_ext.send)
+            command_bus().handle(AnswerFeedbackLink(feedback_request.id, answers))
             return render_template("thanks.html")
         except domain.AnswersInvalid as exc:
             errors = exc.errors
@@ -309,7 +296,7 @@ def exit_interview_form(token):
     errors = {}
     if request.method == "POST":
         try:
-            handlers.handle(AnswerExitInterview(exit_request.id, request.form.to_dict()), kafka_ext.send)
+            command_bus().handle(AnswerExitInterview(exit_request.id, request.form.to_dict()))
             return render_template("thanks.html")
         except domain.AnswersInvalid as exc:
             errors = exc.errors

@@ -18,43 +18,15 @@ from services.common import mongo
 from services.common.config import Settings
 from services.common.kafka import EventProducer
 from services.common.logs import configure_logging
-from services.common.outbox import outbox_entry, publish_or_defer
 
-from services.intake.adapters.accounts import MIN_PASSWORD_LENGTH, hash_password, normalise_email
-from services.intake.handlers import staff_events
-from services.intake.adapters.models import Clinic, Organisation, Staff
-
-
-def seed_organisation(org_id: str, org_name: str, clinics: dict[str, str], admin_email: str,
-                      admin_name: str, admin_password: str, publish=None) -> Staff:
-    """The organisation, its clinics and its first admin; returns the admin (existing or new)."""
-    if len(admin_password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"the admin password needs at least {MIN_PASSWORD_LENGTH} characters")
-    if Organisation.objects(id=org_id).first() is None:
-        Organisation(id=org_id, name=org_name).save()
-    for clinic_id, name in clinics.items():
-        existing = Clinic.objects(id=clinic_id).first()
-        if existing is None:
-            Clinic(id=clinic_id, org_id=org_id, name=name).save(force_insert=True)
-        elif existing.org_id != org_id:
-            raise ValueError(f"clinic id {clinic_id} belongs to another organisation")
-    admin = Staff.objects(email=normalise_email(admin_email)).first()
-    if admin is not None:
-        if admin.org_id != org_id:
-            raise ValueError("that e-mail belongs to a staff member of another organisation")
-        return admin
-    admin = Staff(id=f"{org_id}-admin", org_id=org_id, email=normalise_email(admin_email),
-                  display_name=admin_name, password_hash=hash_password(admin_password), role="admin",
-                  clinic_ids=list(clinics))
-    admin.pending_events = [outbox_entry(e, key=admin.id) for e in staff_events(admin)]
-    admin.save(force_insert=True)
-    if publish is not None:
-        publish_or_defer(admin, publish)  # else the worker's outbox relay publishes staff.updated
-    return admin
+from services.intake import domain
+from services.intake.bootstrap import bootstrap
+from services.intake.commands import SeedOrganisation
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.intake.entrypoints.seed", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m services.intake.entrypoints.seed",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--org", required=True, help="organisation id")
     parser.add_argument("--org-name", required=True)
     parser.add_argument("--clinic", action="append", required=True, metavar="ID=NAME")
@@ -71,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaError:
         producer = None  # the outbox relay publishes once the broker is there
     try:
-        admin = seed_organisation(args.org, args.org_name, clinics, args.admin_email, args.admin_name,
-                                  args.admin_password, producer.send if producer else None)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        admin = bootstrap(publish=producer.send if producer else None).handle(SeedOrganisation(
+            args.org, args.org_name, clinics, args.admin_email, args.admin_name, args.admin_password))
+    except domain.Refused as exc:
+        print(f"error: {exc.field}: {exc.message}", file=sys.stderr)
         return 2
     finally:
         if producer:

@@ -1,17 +1,17 @@
 """Notify's JSON API: the signed-in user's inbox, acknowledgement, preferences and the supervision view."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
 
-from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
-from services.common.web.health import kafka_ext
-from services.common.web.identity import caller, guard, settings
+from services.common.web.app import command_bus
+from services.common.web.identity import caller, guard
 
-from services.notify import queries
-from services.notify.notifications import acknowledge
-from services.notify.preferences import check_webhook_url, dump, preferences_for, replace_preferences
+from services.notify import domain, queries
+from services.notify.commands import Acknowledge, ReplacePreferences
 from services.notify.entrypoints.schemas import (AcknowledgeSchema, InboxQuerySchema, NotificationSchema, PreferencesSchema,
                       SupervisionQuerySchema, SupervisionSchema, UnreadCountSchema)
 
@@ -26,7 +26,8 @@ inbox = Blueprint("inbox", __name__, url_prefix="/api/inbox",
 @inbox.paginate(QuerySetPage)
 def list_inbox(query):
     """Newest first. Supervisors and admins may pass counselor_id for a counselor in their clinics."""
-    return queries.inbox_of(caller(), **query)
+    with notify_errors():
+        return queries.inbox_of(caller(), **query)
 
 
 @inbox.get("/unread-count")
@@ -41,7 +42,8 @@ def unread_count():
 @inbox.response(200, NotificationSchema)
 def get_notification(notification_id):
     """One notification with its deliveries per channel (status, attempts, last error)."""
-    return queries.visible_notification(caller(), notification_id)
+    with notify_errors():
+        return queries.visible_notification(caller(), notification_id)
 
 
 @inbox.post("/<notification_id>/ack")
@@ -51,8 +53,8 @@ def get_notification(notification_id):
 def acknowledge_notification(data, notification_id):
     """The recipient acknowledges, saying for an alliance alert what they did (optional); repeating it keeps
     the first time and answer. Stops a pending escalation."""
-    return acknowledge(queries.own_notification(caller(), notification_id), utcnow(),
-                       (data or {}).get("action"), kafka_ext.send)
+    with notify_errors():
+        return command_bus().handle(Acknowledge(caller(), notification_id, (data or {}).get("action")))
 
 
 preferences = Blueprint("preferences", __name__, url_prefix="/api/preferences",
@@ -63,7 +65,7 @@ preferences = Blueprint("preferences", __name__, url_prefix="/api/preferences",
 @guard()
 @preferences.response(200, PreferencesSchema)
 def get_preferences():
-    return dump(preferences_for(caller()))
+    return queries.preferences_view(queries.stored_preferences(caller()))
 
 
 @preferences.put("")
@@ -74,10 +76,9 @@ def put_preferences(data):
     """Replace the settings. A new or rotated webhook secret is in this answer only. Outside development a
     webhook must be https, and deliveries to internal addresses are refused."""
     try:
-        check_webhook_url(data["webhook_url"], settings().environment == "development")
+        return queries.preferences_view(*command_bus().handle(ReplacePreferences(caller(), **data)))
     except ValidationError as exc:
         abort(422, errors={"json": exc.messages})
-    return dump(*replace_preferences(caller(), data))
 
 
 supervision = Blueprint("supervision", __name__, url_prefix="/api/supervision",
@@ -89,4 +90,19 @@ supervision = Blueprint("supervision", __name__, url_prefix="/api/supervision",
 @supervision.arguments(SupervisionQuerySchema, location="query")
 @supervision.response(200, SupervisionSchema)
 def get_supervision(query):
-    return queries.supervision(caller(), query.get("clinic_id"))
+    with notify_errors():
+        return queries.supervision(caller(), query.get("clinic_id"))
+
+
+@contextmanager
+def notify_errors():
+    """What the caller may not see is a 404; someone else's notification or inbox a 403."""
+    try:
+        yield
+    except (domain.NoSuchNotification, domain.NoSuchClinic):
+        abort(404)
+    except domain.NotYours:
+        abort(403)
+
+
+BLUEPRINTS = (inbox, preferences, supervision)

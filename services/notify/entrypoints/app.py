@@ -7,13 +7,12 @@ from flask import Flask
 
 from services.common.web.app import create_service_app
 
-from services.notify.entrypoints.api import inbox, preferences, supervision
+from services.notify.bootstrap import bootstrap
+from services.notify.entrypoints.api import BLUEPRINTS
 from services.notify.entrypoints.pages import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    app, api = create_service_app(__name__, "notify", config)
-    for blueprint in (inbox, preferences, supervision):
-        api.register_blueprint(blueprint)
-    app.register_blueprint(pages)
+    app, _api = create_service_app(__name__, "notify", config, blueprints=BLUEPRINTS, pages=pages,
+                                   bootstrap=bootstrap)
     return app

@@ -3,21 +3,30 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from services.common import audit
-from services.common.mongo import utcnow
 from services.common.repair import ACTION_LABELS
-from services.common.web.health import kafka_ext
+from services.common.web.app import command_bus
 from services.common.web.identity import require_page_identity, settings, signin_redirect
 
 from services.notify import domain, queries
-from services.notify.notifications import acknowledge
-from services.notify.preferences import check_webhook_url, dump, preferences_for, replace_preferences
+from services.notify.commands import Acknowledge, ReplacePreferences
 from services.notify.entrypoints.schemas import PreferencesSchema
 
 pages = Blueprint("pages", __name__, template_folder="templates")
+
+
+@pages.errorhandler(domain.NoSuchNotification)
+@pages.errorhandler(domain.NoSuchClinic)
+def _not_found(_error):
+    abort(404)
+
+
+@pages.errorhandler(domain.NotYours)
+def _not_yours(_error):
+    abort(403)
 
 
 @pages.get("/inbox")
@@ -55,7 +64,7 @@ def acknowledge_page(notification_id):
     action = request.form.get("action") or None
     if action is not None and action not in ACTION_LABELS:
         action = "other"
-    acknowledge(queries.own_notification(identity, notification_id), utcnow(), action, kafka_ext.send)
+    command_bus().handle(Acknowledge(identity, notification_id, action))
     return redirect(url_for("pages.notification_page", notification_id=notification_id), 303)
 
 
@@ -72,7 +81,7 @@ def preferences_page():
     identity = require_page_identity()
     if identity is None:
         return signin_redirect()
-    return _preferences_form(dump(preferences_for(identity)), {})
+    return _preferences_form(queries.preferences_view(queries.stored_preferences(identity)), {})
 
 
 @pages.post("/preferences")
@@ -89,11 +98,10 @@ def save_preferences_page():
                         if form.get("quiet_start") or form.get("quiet_end") else None),
         "timezone": form.get("timezone") or "UTC", "daily_digest": "daily_digest" in form}
     try:
-        data = PreferencesSchema().load(submitted)
-        check_webhook_url(data["webhook_url"], settings().environment == "development")
+        saved = command_bus().handle(ReplacePreferences(identity, **PreferencesSchema().load(submitted)))
     except ValidationError as exc:
         return _preferences_form(submitted, exc.messages), 422
-    return _preferences_form(dump(*replace_preferences(identity, data)), {}, saved=True)
+    return _preferences_form(queries.preferences_view(*saved), {}, saved=True)
 
 
 def _preferences_form(values: dict, errors: dict, saved: bool = False):

@@ -132,27 +132,5 @@ class Referral(OutboxDocument):
             "indexes": [("org_id", "clinic_id", "status", "created_at"), ("org_id", "client_id")]}
 
 
-# The supervisor's decision note is free text about a client: not for the front desk.
-NOTE_READERS = ("admin", "supervisor", "counselor")
-
-
-def visible_referrals(identity):
-    """The referrals this identity may see: its organisation and clinics (admins: every clinic), and for a
-    counselor only the referrals of their own clients; without the decision note below NOTE_READERS."""
-    query = Referral.objects(**identity.clinic_filter())
-    if identity.role not in NOTE_READERS:
-        query = query.exclude("decision_note")
-    return query.filter(current_counselor_id=identity.staff_id) if identity.role == "counselor" else query
-
-
-def visible_intake(identity, intake_id: str):
-    """An intake of the caller's clinics (admins: every clinic); for a counselor only their own client's."""
-    intake = IntakeView.objects(id=intake_id, **identity.clinic_filter()).first()
-    if intake is None or identity.role != "counselor":
-        return intake
-    own = ClientView.objects(id=intake.client_id, counselor_id=identity.staff_id).only("id").first()
-    return intake if own is not None else None
-
-
 # Every document class whose pending events the outbox relay must publish.
 OUTBOX_DOCUMENTS: list[type[OutboxDocument]] = [Referral]

@@ -8,12 +8,11 @@ from flask_smorest import Blueprint
 from flask_smorest import abort as api_abort
 
 from services.common.schemas import QuerySetPage
-from services.common.web.health import kafka_ext
+from services.common.web.app import command_bus
 from services.common.web.identity import caller, guard
 
-from services.referral import domain, handlers
+from services.referral import domain, queries
 from services.referral.commands import AcceptReferral, DeclineReferral
-from services.referral.adapters.models import CounselorView, visible_intake, visible_referrals
 from services.referral.entrypoints.schemas import (AcceptSchema, CounselorViewSchema, DeclineSchema, IntakeViewSchema, ReferralQuerySchema,
                       ReferralSchema)
 
@@ -32,7 +31,7 @@ referrals = Blueprint("referrals", __name__, url_prefix="/api/referrals",
 @guard(*ALL_STAFF)
 @intakes.response(200, IntakeViewSchema)
 def get_intake(intake_id):
-    return visible_intake(caller(), intake_id) or abort(404)
+    return queries.visible_intake(caller(), intake_id) or abort(404)
 
 
 @counselors.get("")
@@ -41,11 +40,7 @@ def get_intake(intake_id):
 @counselors.paginate(QuerySetPage)
 def list_counselors():
     """Counselors of the caller's clinics (admins: the whole organisation), by id."""
-    identity = caller()
-    query = CounselorView.objects(org_id=identity.org_id)
-    if not identity.is_admin:
-        query = query.filter(clinic_ids__in=list(identity.clinic_ids))
-    return query.order_by("id")
+    return queries.counselors(caller())
 
 
 @referrals.get("")
@@ -55,16 +50,14 @@ def list_counselors():
 @referrals.paginate(QuerySetPage)
 def list_referrals(query):
     """Referrals the caller may see, newest first; counselors see their own clients' only."""
-    identity = caller()
-    return visible_referrals(identity).filter(**query).order_by("-created_at", "id")
+    return queries.visible_referrals(caller()).filter(**query).order_by("-created_at", "id")
 
 
 @referrals.get("/<referral_id>")
 @guard(*ALL_STAFF)
 @referrals.response(200, ReferralSchema)
 def get_referral(referral_id):
-    identity = caller()
-    return visible_referrals(identity).filter(id=referral_id).first() or abort(404)
+    return queries.visible_referral(caller(), referral_id) or abort(404)
 
 
 @referrals.post("/<referral_id>/accept")
@@ -75,9 +68,8 @@ def get_referral(referral_id):
 @referrals.alt_response(409, description="The referral was decided already")
 def accept_referral(data, referral_id):
     """A supervisor picks one of the candidates; publishes `referral.decided` (intake reassigns the client)."""
-    identity = caller()
     with decision_errors():
-        return handlers.handle(AcceptReferral(identity, referral_id, data["counselor_id"]), kafka_ext.send)
+        return command_bus().handle(AcceptReferral(caller(), referral_id, data["counselor_id"]))
 
 
 @referrals.post("/<referral_id>/decline")
@@ -88,10 +80,8 @@ def accept_referral(data, referral_id):
 @referrals.alt_response(409, description="The referral was decided already")
 def decline_referral(data, referral_id):
     """A supervisor declines with a reason code; the note stays here. Publishes `referral.decided`."""
-    identity = caller()
     with decision_errors():
-        return handlers.handle(DeclineReferral(identity, referral_id, data["reason"], data["note"]),
-                               kafka_ext.send)
+        return command_bus().handle(DeclineReferral(caller(), referral_id, data["reason"], data["note"]))
 
 
 @contextmanager
@@ -99,9 +89,12 @@ def decision_errors():
     """The workflow's refusals as HTTP answers: unknown (or out of scope) 404, decided 409, bad pick 422."""
     try:
         yield
-    except handlers.ReferralNotFound:
+    except domain.ReferralNotFound:
         abort(404)
     except domain.ReferralNotOpen:
         api_abort(409, message="The referral was decided already.")
     except domain.NotACandidate:
         api_abort(422, errors={"json": {"counselor_id": ["Not a candidate of this referral."]}})
+
+
+BLUEPRINTS = (intakes, referrals, counselors)

@@ -1,4 +1,4 @@
-"""Referral's HTTP API and supervisor page: `gunicorn 'services.referral.entrypoints.app:create_app()'`."""
+"""Referral's HTTP API and pages: `gunicorn 'services.referral.entrypoints.app:create_app()'`."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -7,14 +7,12 @@ from flask import Flask
 
 from services.common.web.app import create_service_app
 
-from services.referral.entrypoints.api import counselors, intakes, referrals
+from services.referral.bootstrap import bootstrap
+from services.referral.entrypoints.api import BLUEPRINTS
 from services.referral.entrypoints.pages import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    app, api = create_service_app(__name__, "referral", config)
-    api.register_blueprint(intakes)
-    api.register_blueprint(referrals)
-    api.register_blueprint(counselors)
-    app.register_blueprint(pages)
+    app, _api = create_service_app(__name__, "referral", config, blueprints=BLUEPRINTS, pages=pages,
+                                   bootstrap=bootstrap)
     return app

@@ -6,13 +6,12 @@ from marshmallow import ValidationError
 
 from services.common import audit
 from services.common.web.defences import form_fields
-from services.common.web.health import kafka_ext
+from services.common.web.app import command_bus
 from services.common.web.identity import require_page_identity, signin_redirect
 
-from services.referral import domain, handlers
+from services.referral import domain, queries
 from services.referral.entrypoints.api import ALL_STAFF, DECIDERS
 from services.referral.commands import AcceptReferral, DeclineReferral
-from services.referral.adapters.models import visible_referrals
 from services.referral.entrypoints.schemas import AcceptSchema, DeclineSchema
 
 PAGE_SIZE = 50
@@ -53,8 +52,8 @@ def _decide(identity, schema, command):
     except ValidationError as exc:
         return _render(identity, error=f"Please check: {', '.join(sorted(exc.messages))}.", status=422)
     try:
-        referral = handlers.handle(command(data), kafka_ext.send)
-    except handlers.ReferralNotFound:
+        referral = command_bus().handle(command(data))
+    except domain.ReferralNotFound:
         abort(404)
     except domain.ReferralNotOpen:
         return _render(identity, error="That referral was decided already.", status=409)
@@ -65,8 +64,7 @@ def _decide(identity, schema, command):
 
 
 def _render(identity, message=None, error=None, status=200):
-    open_referrals = list(visible_referrals(identity).filter(status=domain.OPEN).order_by("-created_at", "id")
-                          .limit(PAGE_SIZE))
+    open_referrals = queries.open_referrals(identity, PAGE_SIZE)
     audit.reads(*(r.client_id for r in open_referrals))
     return render_template("referrals.html", referrals=open_referrals,
                            can_decide=identity.role in DECIDERS, decline_reasons=domain.DECLINE_REASONS,

@@ -15,7 +15,7 @@ from services.common.mongo import utcnow
 from services.scoring.domain.calibration import (Calibration, calibrate, detector_params, has_enough_data,
                           sessions_per_counselor_month_dated)
 from services.scoring.domain.instruments import Instrument
-from services.scoring.adapters.models import ClinicCalibration, SessionScore
+from services.scoring.adapters.models import ClinicCalibration, ScoredSession
 
 REFRESH_AFTER = timedelta(hours=24)
 # The clinic's last year of sessions: enough for the noise and the exposure, bounded in size.
@@ -63,7 +63,7 @@ def clinic_sessions(org_id: str, clinic_id: str, instrument_id: str,
                     since: datetime) -> tuple[list[list[Mapping[str, float]]], list[tuple[int, float]]]:
     """The clinic's answered sessions on the instrument since `since`: each dyad's answers in session order,
     and per counselor (sessions, days from their first to their last)."""
-    found = (SessionScore.objects(org_id=org_id, clinic_id=clinic_id, instrument_id=instrument_id, late=False,
+    found = (ScoredSession.objects(org_id=org_id, clinic_id=clinic_id, instrument_id=instrument_id, late=False,
                                   submitted_at__gte=since)
              .only("client_id", "counselor_id", "session_number", "answers", "submitted_at")
              .limit(MAX_SESSIONS).as_pymongo())

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from services.common.mongo import utcnow
+from services.common.mongo import SessionRecord, utcnow
 from services.common.outbox import OutboxDocument
 from services.common.repair import repair_suggestion
 
@@ -34,28 +34,29 @@ class OutcomeRecord(me.EmbeddedDocument):
     at_session = me.IntField(required=True)
 
 
-class SessionScore(OutboxDocument):
+class ComparedSession(SessionRecord):
+    """A session's total as the alert rules compared it: with the dyad's baseline before it (mean, SD and
+    number of sessions) and the previous session's total; what a scored session and its alert both show."""
+
+    meta = {"abstract": True}
+    instrument_id = me.StringField(required=True)
+    total = me.FloatField(required=True)
+    subscales = me.DictField()
+    baseline_mean = me.FloatField()
+    baseline_sd = me.FloatField()
+    baseline_sessions = me.IntField(default=0)
+    previous_total = me.FloatField()
+
+
+class ScoredSession(ComparedSession, OutboxDocument):
     """One scored session. Its id is the feedback event's id, so a redelivery finds it instead of re-scoring.
 
     It also carries the dyad's trajectory before and after it (`dyad_version`, `trajectory_after`): a
     redelivery after a crash applies exactly the stored update to the dyad, never a second one.
     """
 
-    id = me.StringField(primary_key=True)
-    org_id = me.StringField(required=True)
-    clinic_id = me.StringField(required=True)
-    client_id = me.StringField(required=True)
-    counselor_id = me.StringField(required=True)
-    session_number = me.IntField(required=True)
-    instrument_id = me.StringField(required=True)
     answers = me.DictField()
-    total = me.FloatField(required=True)
     mean = me.FloatField(required=True)
-    subscales = me.DictField()
-    baseline_mean = me.FloatField()
-    baseline_sd = me.FloatField()
-    baseline_sessions = me.IntField(default=0)
-    previous_total = me.FloatField()
     # The level flag: the session is below the instrument's cutoff (shown on the session and the chart;
     # pushed only as a persistently-low notice, unless the clinic chose otherwise).
     below_cutoff = me.BooleanField(default=False)
@@ -99,31 +100,18 @@ class Dyad(me.Document):
         return f"{org_id}:{clinic_id}:{client_id}:{counselor_id}"
 
 
-class Alert(me.Document):
+class Alert(ComparedSession):
     """One alert per (client, counselor, session, source): every rule that fired on the session is listed
     in it. The id derives from exactly these, so neither a redelivery nor a second submission for the same
     session can raise it twice."""
 
-    id = me.StringField(primary_key=True)
-    org_id = me.StringField(required=True)
-    clinic_id = me.StringField(required=True)
-    client_id = me.StringField(required=True)
-    counselor_id = me.StringField(required=True)
-    session_number = me.IntField(required=True)
-    instrument_id = me.StringField(required=True)
     source_event_id = me.StringField(required=True)
     kind = me.StringField(required=True)  # change | level | exit_interview
     rules = me.ListField(me.StringField(), required=True)
     dimension = me.StringField()
     severity = me.StringField(required=True)
-    total = me.FloatField(required=True)
     threshold = me.FloatField(required=True)
     fall_sd = me.FloatField()
-    subscales = me.DictField()
-    baseline_mean = me.FloatField()
-    baseline_sd = me.FloatField()
-    baseline_sessions = me.IntField(default=0)
-    previous_total = me.FloatField()
     raised_at = me.DateTimeField(required=True)
     # The repair loop: what the counselor did (from notify's alert.acknowledged) and whether the following
     # sessions came back to the client's usual level (or above the cutoff).
@@ -140,15 +128,9 @@ class Alert(me.Document):
         return repair_suggestion(self.dimension)
 
 
-class ExitInterviewScore(OutboxDocument):
+class ScoredExitInterview(SessionRecord, OutboxDocument):
     """A scored exit interview; id = the exit-interview event's id."""
 
-    id = me.StringField(primary_key=True)
-    org_id = me.StringField(required=True)
-    clinic_id = me.StringField(required=True)
-    client_id = me.StringField(required=True)
-    counselor_id = me.StringField(required=True)
-    session_number = me.IntField(required=True)
     fit = me.FloatField(required=True)
     ratings = me.DictField()
     wants_someone_else = me.BooleanField(required=True)

@@ -11,7 +11,7 @@ import yaml
 from marshmallow import ValidationError
 
 from services.scoring.domain.alerting import merge_settings
-from services.scoring.entrypoints.schemas import AlertSettingsUpdateSchema, BudgetSchema, RuleSettingsSchema
+from services.scoring.domain.settings import AlertSettingsUpdateSchema, BudgetSchema, RuleSettingsSchema
 
 RULES_FILE = Path(__file__).parent / "alert_rules.yaml"
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
+from services.common.events import ExitInterviewSubmitted
 from services.common.repair import repair_suggestion
 
 from services.scoring.domain.instruments import SUBSCALES, Instrument, SessionScore
@@ -365,10 +366,10 @@ class ExitInterviewScore:
     wants_someone_else: bool
 
 
-def score_exit_interview(answers: Mapping[str, Any]) -> ExitInterviewScore:
-    ratings = {q: int(answers[q]) for q in EXIT_INTERVIEW_DIMENSIONS}
+def score_exit_interview(answers: ExitInterviewSubmitted) -> ExitInterviewScore:
+    ratings = {q: int(getattr(answers, q)) for q in EXIT_INTERVIEW_DIMENSIONS}
     return ExitInterviewScore(fit=sum(ratings.values()) / len(ratings), ratings=ratings,
-                              wants_someone_else=bool(answers["wants_someone_else"]))
+                              wants_someone_else=answers.wants_someone_else)
 
 
 def evaluate_exit_interview(score: ExitInterviewScore, params: Mapping[str, Any] | None) -> AlertDecision | None:

@@ -1,6 +1,6 @@
 """HTTP entrypoints: scores, trajectories, alerts, clinic summaries and alert settings, FHIR export.
 
-Every route needs a staff identity; queries are narrowed by `views.scope` (organisation, clinics, and for a
+Every route needs a staff identity; queries are narrowed by `Identity.client_filter` (organisation, clinics, and for a
 counselor their own clients), and what lies outside it answers 404.
 """
 from __future__ import annotations
@@ -13,21 +13,19 @@ from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
 
 from services.common.instruments import instrument_definitions
-from services.common.mongo import utcnow
 from services.common.schemas import QuerySetPage
+from services.common.web.app import command_bus
 from services.common.web.identity import caller, guard
 
-from services.scoring import queries as views
-from services.scoring.domain.alerting import Budget
-from services.scoring.domain.calibration import Calibration
-from services.scoring.adapters.models import Alert, ClinicAlertSettings, ClinicCalibration, SessionScore
-from services.scoring.adapters.rules import alert_defaults, effective_settings, stored_overrides
-from services.scoring.queries import clinic_settings
+from services.scoring import queries
+from services.scoring.commands import UpdateAlertSettings
+from services.scoring.adapters.rules import effective_settings
+from services.scoring.domain.settings import AlertSettingsUpdateSchema
 from services.scoring.entrypoints.schemas import (AlertDocumentSchema, AlertPreviewSchema, AlertQuerySchema, AlertSettingsSchema,
-                      AlertSettingsUpdateSchema, ClinicSummarySchema, PreviewQuerySchema, ScoreQuerySchema,
+                      ClinicSummarySchema, PreviewQuerySchema, ScoreQuerySchema,
                       SessionScoreSchema, SummaryQuerySchema, TrajectoryQuerySchema, TrajectorySchema)
 
-STAFF = views.STAFF_ROLES
+STAFF = queries.STAFF_ROLES
 SUPERVISING = ("supervisor", "admin")
 
 scores = Blueprint("scores", __name__, url_prefix="/api/scores", description="Alliance scores per session")
@@ -48,18 +46,14 @@ instruments = Blueprint("instruments", __name__, url_prefix="/api/instruments",
 @scores.paginate(QuerySetPage)
 def list_scores(query):
     """A client's scored sessions, in session order (optionally with one counselor only)."""
-    where = views.narrowed(caller(), **query)
-    if where is None:
-        return SessionScore.objects.none()
-    return SessionScore.objects(**where).order_by("session_number", "scored_at")
+    return queries.scores(caller(), **query)
 
 
 @scores.get("/<score_id>")
 @guard(*STAFF)
 @scores.response(200, SessionScoreSchema)
 def get_score(score_id):
-    identity = caller()
-    return SessionScore.objects(id=score_id, **views.scope(identity)).first() or abort(404)
+    return queries.score(caller(), score_id) or abort(404)
 
 
 @trajectories.get("")
@@ -69,7 +63,7 @@ def get_score(score_id):
 def get_trajectory(query):
     """Per client (all counselors) or per dyad (with counselor_id: includes the running baseline)."""
     identity = caller()
-    found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
+    found = queries.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
     found["chart_url"] = url_for("pages.trajectory_chart", _external=True, **query)
     return found
 
@@ -81,27 +75,19 @@ def get_trajectory(query):
 @alerts.paginate(QuerySetPage)
 def list_alerts(query):
     """Alerts, newest first; a counselor sees their own, supervisors and admins their clinics'."""
-    identity = caller()
-    rule = query.pop("rule", None)
-    where = views.narrowed(identity, **query)
-    if where is None or ("clinic_id" in query and not identity.can_access_clinic(identity.org_id, query["clinic_id"])):
-        return Alert.objects.none()
-    if rule is not None:
-        where["rules"] = rule  # an alert lists every rule that fired on its session
-    return Alert.objects(**where).order_by("-raised_at", "session_number")
+    return queries.alerts(caller(), **query)
 
 
 @alerts.get("/<alert_id>")
 @guard(*STAFF)
 @alerts.response(200, AlertDocumentSchema)
 def get_alert(alert_id):
-    identity = caller()
-    return Alert.objects(id=alert_id, **views.scope(identity)).first() or abort(404)
+    return queries.alert(caller(), alert_id) or abort(404)
 
 
 def _clinic_or_404(clinic_id: str):
     identity = caller()
-    if not views.clinic_in_scope(identity, clinic_id):
+    if not queries.clinic_in_scope(identity, clinic_id):
         abort(404)
     return identity
 
@@ -114,24 +100,7 @@ def clinic_summary(query, clinic_id):
     """Share of sessions below cutoff and alerts per counselor per month (supervisors and admins)."""
     identity = _clinic_or_404(clinic_id)
     since = query.get("since") or (date.today() - timedelta(days=365)).replace(day=1)
-    return views.clinic_summary(identity, clinic_id, since)
-
-
-def _alert_settings(org_id: str, clinic_id: str) -> dict:
-    stored = ClinicAlertSettings.objects(id=ClinicAlertSettings.key(org_id, clinic_id)).first()
-    overrides = stored_overrides({"budget": stored.budget, "rules": stored.rules}) if stored else {}
-    effective = clinic_settings(org_id, clinic_id)
-    budget = Budget.of(effective).false_alerts_per_counselor_month
-    calibrations = []
-    for doc in ClinicCalibration.objects(org_id=org_id, clinic_id=clinic_id).order_by("instrument_id"):
-        found = Calibration.from_dict(doc.calibration)
-        calibrations.append({
-            "instrument_id": doc.instrument_id, "source": found.source, "k": found.k_for(budget),
-            "pooled_sd": found.pooled_sd, "sessions_per_counselor_month": found.sessions_per_counselor_month,
-            "dyads": found.dyads, "sessions": found.sessions, "computed_at": doc.computed_at})
-    return {"org_id": org_id, "clinic_id": clinic_id, "overrides": overrides,
-            "defaults": alert_defaults().settings, "effective": effective, "calibrations": calibrations,
-            "updated_by": stored.updated_by if stored else None, "updated_at": stored.updated_at if stored else None}
+    return queries.clinic_summary(identity, clinic_id, since)
 
 
 @clinics.get("/<clinic_id>/alert-settings")
@@ -141,7 +110,7 @@ def get_alert_settings(clinic_id):
     """The clinic's alert budget and rules: defaults (alert_rules.yaml), its overrides, what applies, and
     per instrument the threshold the budget gives."""
     identity = _clinic_or_404(clinic_id)
-    return _alert_settings(identity.org_id, clinic_id)
+    return queries.alert_settings(identity.org_id, clinic_id)
 
 
 @clinics.put("/<clinic_id>/alert-settings")
@@ -151,13 +120,12 @@ def get_alert_settings(clinic_id):
 def put_alert_settings(data, clinic_id):
     """Replace the clinic's overrides (admins only); `{}` returns the clinic to the defaults. Applies to
     sessions scored from now on. Preview first: POST .../alert-settings/preview."""
-    identity = caller()
-    _clinic_or_404(clinic_id)
-    _checked(data)
-    ClinicAlertSettings.objects(id=ClinicAlertSettings.key(identity.org_id, clinic_id)).update_one(
-        upsert=True, set__org_id=identity.org_id, set__clinic_id=clinic_id, set__budget=data.get("budget") or {},
-        set__rules=data.get("rules") or {}, set__updated_by=identity.staff_id, set__updated_at=utcnow())
-    return _alert_settings(identity.org_id, clinic_id)
+    identity = _clinic_or_404(clinic_id)
+    try:
+        command_bus().handle(UpdateAlertSettings(identity, clinic_id, data))
+    except ValidationError as exc:
+        abort(422, errors={"json": exc.messages})
+    return queries.alert_settings(identity.org_id, clinic_id)
 
 
 @clinics.post("/<clinic_id>/alert-settings/preview")
@@ -169,7 +137,7 @@ def preview_alert_settings(data, query, clinic_id):
     """What the clinic's counselors would have received over its last months with these overrides, next to
     what the settings in force give: the back-test over the clinic's stored sessions. Saves nothing."""
     identity = _clinic_or_404(clinic_id)
-    return views.alert_preview(identity, clinic_id, _checked(data), query["months"])
+    return queries.alert_preview(identity, clinic_id, _checked(data), query["months"])
 
 
 def _checked(data: dict) -> dict:
@@ -185,12 +153,8 @@ def _checked(data: dict) -> dict:
                content_type="application/fhir+json")
 def export_responses(client_id):
     """A client's answers, one FHIR QuestionnaireResponse per session, in session order."""
-    identity = caller()
-    found = list(SessionScore.objects(client_id=client_id, **views.scope(identity))
-                 .order_by("session_number", "submitted_at"))
-    if not found:
-        abort(404)
-    bundle = views.questionnaire_responses(found, url_for("instruments.list_instruments", _external=True),
+    found = queries.client_scores(caller(), client_id) or abort(404)
+    bundle = queries.questionnaire_responses(found, url_for("instruments.list_instruments", _external=True),
                                            url_for("scores.list_scores", _external=True))
     return Response(json.dumps(bundle), mimetype="application/fhir+json")
 
@@ -208,3 +172,6 @@ def get_instrument(instrument_id):
     """An instrument's definition, as the Questionnaire its QuestionnaireResponses refer to."""
     definition = instrument_definitions().get(instrument_id) or abort(404)
     return Response(json.dumps(definition), mimetype="application/fhir+json")
+
+
+BLUEPRINTS = (scores, trajectories, alerts, clinics, fhir, instruments)

@@ -7,13 +7,12 @@ from flask import Flask
 
 from services.common.web.app import create_service_app
 
-from services.scoring.entrypoints.api import alerts, clinics, fhir, instruments, scores, trajectories
+from services.scoring.bootstrap import bootstrap
+from services.scoring.entrypoints.api import BLUEPRINTS
 from services.scoring.entrypoints.pages import pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    app, api = create_service_app(__name__, "scoring", config)
-    for blueprint in (scores, trajectories, alerts, clinics, fhir, instruments):
-        api.register_blueprint(blueprint)
-    app.register_blueprint(pages)
+    app, _api = create_service_app(__name__, "scoring", config, blueprints=BLUEPRINTS, pages=pages,
+                                   bootstrap=bootstrap)
     return app

@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from services.scoring.domain.backtest import read_sessions, run_backtest
 from services.scoring.adapters.instruments import shipped_instruments
 from services.scoring.adapters.rules import effective_settings
-from services.scoring.entrypoints.schemas import AlertSettingsUpdateSchema
+from services.scoring.domain.settings import AlertSettingsUpdateSchema
 
 USAGE_ERROR, BAD_LINES = 2, 1
 

@@ -6,15 +6,16 @@ from flask_smorest import abort as api_abort
 from marshmallow import ValidationError
 
 from services.common import audit
-from services.common.mongo import utcnow
 from services.common.repair import ACTION_LABELS, repair_suggestion
+from services.common.web.app import command_bus
 from services.common.web.identity import caller, guard, require_page_identity, signin_redirect
 
-from services.scoring import queries as views
+from services.scoring import queries
+from services.scoring.commands import UpdateAlertSettings
 from services.scoring.entrypoints.chart import describe, render_trajectory
-from services.scoring.adapters.models import Alert, ClinicAlertSettings, Dyad
-from services.scoring.adapters.rules import effective_settings, stored_overrides
-from services.scoring.entrypoints.schemas import AlertSettingsUpdateSchema, ChartQuerySchema
+from services.scoring.adapters.rules import effective_settings
+from services.scoring.domain.settings import AlertSettingsUpdateSchema
+from services.scoring.entrypoints.schemas import ChartQuerySchema
 
 pages = Blueprint("pages", __name__, template_folder="templates")
 RECENT_ALERTS = 50
@@ -24,13 +25,10 @@ MAX_DYADS = 500
 @pages.get("/alliance")
 def alliance():
     """A counselor's (their clients) or supervisor's (their clinics) overview: recent alerts and clients."""
-    identity = require_page_identity(*views.STAFF_ROLES)
+    identity = require_page_identity(*queries.STAFF_ROLES)
     if identity is None:
         return signin_redirect()
-    where = views.scope(identity)
-    recent = list(Alert.objects(**where).order_by("-raised_at")[:RECENT_ALERTS])
-    # Those whose last session was below the cutoff first.
-    dyads = list(Dyad.objects(**where).order_by("-below_cutoff", "client_id")[:MAX_DYADS])
+    recent, dyads = queries.alliance_overview(identity, RECENT_ALERTS, MAX_DYADS)
     audit.reads(*(a.client_id for a in recent), *(d.client_id for d in dyads))
     return render_template("alliance.html", alerts=recent, dyads=dyads, suggestion=repair_suggestion,
                            actions=ACTION_LABELS)
@@ -38,22 +36,22 @@ def alliance():
 
 @pages.get("/alliance/trajectory")
 def trajectory_page():
-    identity = require_page_identity(*views.STAFF_ROLES)
+    identity = require_page_identity(*queries.STAFF_ROLES)
     if identity is None:
         return signin_redirect()
     query = _chart_query()
-    found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
+    found = queries.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
     return render_template("trajectory.html", trajectory=found, query=query, description=describe(found))
 
 
 @pages.get("/charts/trajectory.svg")
-@guard(*views.STAFF_ROLES)
+@guard(*queries.STAFF_ROLES)
 def trajectory_chart():
     """The trajectory as SVG, for <img>/<object> in any page; 401 without a session (an image cannot follow a
     sign-in redirect)."""
     identity = caller()
     query = _chart_query()
-    found = views.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
+    found = queries.trajectory(identity, query["client_id"], query.get("counselor_id")) or abort(404)
     return Response(render_trajectory(found), mimetype="image/svg+xml",
                     headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
 
@@ -79,10 +77,9 @@ def alert_settings_page():
     if identity is None:
         return signin_redirect()
     clinic_id = request.values.get("clinic_id") or (identity.clinic_ids[0] if identity.clinic_ids else None)
-    if clinic_id is None or not views.clinic_in_scope(identity, clinic_id):
+    if clinic_id is None or not queries.clinic_in_scope(identity, clinic_id):
         abort(404)
-    stored = ClinicAlertSettings.overrides_for(identity.org_id, clinic_id)
-    overrides, errors, preview, saved = stored_overrides(stored), {}, None, False
+    overrides, errors, preview, saved = queries.clinic_overrides(identity.org_id, clinic_id), {}, None, False
     if request.method == "POST":
         if identity.role != "admin":
             abort(403)
@@ -93,14 +90,11 @@ def alert_settings_page():
             errors = exc.messages
         else:
             if request.form.get("action") == "save":
-                ClinicAlertSettings.objects(id=ClinicAlertSettings.key(identity.org_id, clinic_id)).update_one(
-                    upsert=True, set__org_id=identity.org_id, set__clinic_id=clinic_id,
-                    set__budget=overrides.get("budget") or {}, set__rules=overrides.get("rules") or {},
-                    set__updated_by=identity.staff_id, set__updated_at=utcnow())
+                command_bus().handle(UpdateAlertSettings(identity, clinic_id, overrides))
                 saved = True
             else:
-                preview = views.alert_preview(identity, clinic_id, effective, 6)
-    effective = effective_settings(overrides) if not errors else views.clinic_settings(identity.org_id, clinic_id)
+                preview = queries.alert_preview(identity, clinic_id, effective, 6)
+    effective = effective_settings(overrides) if not errors else queries.clinic_settings(identity.org_id, clinic_id)
     return render_template("alert_settings.html", clinic_id=clinic_id, clinics=identity.clinic_ids,
                            settings=effective, errors=errors, preview=preview, saved=saved,
                            may_change=identity.role == "admin", toggles=PAGE_RULE_TOGGLES), 422 if errors else 200

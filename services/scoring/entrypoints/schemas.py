@@ -2,79 +2,9 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from services.common.events import SEVERITIES
 from services.common.schemas import IdField, RequestSchema, ResponseSchema
 
 from services.scoring.domain.alerting import CHANGE, EXIT_INTERVIEW, EXIT_INTERVIEW_RULE, LEVEL, RULES
-
-Severity = lambda **kw: fields.String(validate=validate.OneOf(SEVERITIES), **kw)  # noqa: E731
-
-
-# --- Alert settings: the same schemas check the configuration file and an admin's overrides ------------
-
-class RuleSchema(RequestSchema):
-    enabled = fields.Boolean(required=True)
-    severity = Severity(required=True)
-
-
-class RuptureSchema(RuleSchema):
-    high_beyond = fields.Float(required=True, validate=validate.Range(0, 5))
-    window = fields.Integer(required=True, validate=validate.Range(2, 20))
-    prior_weight = fields.Float(required=True, validate=validate.Range(0, 100))
-    min_baseline_sessions = fields.Integer(required=True, validate=validate.Range(1, 20))
-
-
-class SustainedDeclineSchema(RuleSchema):
-    sessions = fields.Integer(required=True, validate=validate.Range(2, 10))
-
-
-class ReliableDropSchema(RuleSchema):
-    z = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False))
-
-
-class DropVsPreviousSchema(RuleSchema):
-    min_drop_sd = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False))
-
-
-class BelowCutoffSchema(RequestSchema):
-    push = fields.Boolean(required=True)
-    severity = Severity(required=True)
-    high_below_share = fields.Float(required=True, validate=validate.Range(0, 1))
-
-
-class PersistentlyLowSchema(RuleSchema):
-    sessions = fields.Integer(required=True, validate=validate.Range(1, 20))
-
-
-class ExitInterviewLowFitSchema(RuleSchema):
-    below = fields.Float(required=True, validate=validate.Range(1, 5))
-    when_wants_someone_else = fields.Boolean(required=True)
-
-
-class RuleSettingsSchema(RequestSchema):
-    rupture = fields.Nested(RuptureSchema)
-    sustained_decline = fields.Nested(SustainedDeclineSchema)
-    reliable_drop = fields.Nested(ReliableDropSchema)
-    drop_vs_previous = fields.Nested(DropVsPreviousSchema)
-    below_cutoff = fields.Nested(BelowCutoffSchema)
-    persistently_low = fields.Nested(PersistentlyLowSchema)
-    exit_interview_low_fit = fields.Nested(ExitInterviewLowFitSchema)
-
-
-class BudgetSchema(RequestSchema):
-    false_alerts_per_counselor_month = fields.Float(
-        required=True, validate=validate.Range(0.05, 50),
-        metadata={"description": "Change alerts on sessions without a real fall that a counselor can look "
-                                 "into per month; the alert threshold follows from it"})
-
-
-class AlertSettingsUpdateSchema(RequestSchema):
-    """An admin's overrides for one clinic: any subset of the budget and of rules and their values; the rest
-    stays default. `{}` returns the clinic to the defaults."""
-
-    budget = fields.Nested(BudgetSchema(partial=True))
-    rules = fields.Nested(RuleSettingsSchema(partial=True))
-
 
 
 class CalibrationSchema(ResponseSchema):
@@ -142,8 +72,9 @@ class AlertSchema(ResponseSchema):
     suggestion = fields.String(allow_none=True)
 
 
-class SessionScoreSchema(ResponseSchema):
-    id = fields.String()
+class ComparedSessionSchema(ResponseSchema):
+    """A session's total with what the alert rules compared it with (models.ComparedSession)."""
+
     org_id = fields.String()
     clinic_id = fields.String()
     client_id = fields.String()
@@ -151,12 +82,16 @@ class SessionScoreSchema(ResponseSchema):
     session_number = fields.Integer()
     instrument_id = fields.String()
     total = fields.Float()
-    mean = fields.Float()
     subscales = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True))
     baseline_mean = fields.Float(allow_none=True)
     baseline_sd = fields.Float(allow_none=True)
     baseline_sessions = fields.Integer()
     previous_total = fields.Float(allow_none=True)
+
+
+class SessionScoreSchema(ComparedSessionSchema):
+    id = fields.String()
+    mean = fields.Float()
     below_cutoff = fields.Boolean(metadata={"description": "Flag: below the instrument's cutoff, worth talking "
                                                            "about in the session"})
     fall_sd = fields.Float(allow_none=True, metadata={"description": "How far below the client's baseline, in "
@@ -176,28 +111,13 @@ class AlertQuerySchema(RequestSchema):
     kind = fields.String(validate=validate.OneOf((CHANGE, LEVEL, EXIT_INTERVIEW)))
 
 
-class AlertDocumentSchema(ResponseSchema):
+class AlertDocumentSchema(ComparedSessionSchema, AlertSchema):
+    class Meta:
+        exclude = ("alert_id",)  # the document's own id is the alert id
+
     id = fields.String(data_key="alert_id")
-    org_id = fields.String()
-    clinic_id = fields.String()
-    client_id = fields.String()
-    counselor_id = fields.String()
-    session_number = fields.Integer()
-    instrument_id = fields.String()
     source_event_id = fields.String()
-    kind = fields.String()
-    rules = fields.List(fields.String())
-    dimension = fields.String(allow_none=True)
-    severity = fields.String()
-    total = fields.Float()
-    threshold = fields.Float()
     fall_sd = fields.Float(allow_none=True)
-    subscales = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True))
-    baseline_mean = fields.Float(allow_none=True)
-    baseline_sd = fields.Float(allow_none=True)
-    baseline_sessions = fields.Integer()
-    previous_total = fields.Float(allow_none=True)
-    suggestion = fields.String(allow_none=True)
     raised_at = fields.AwareDateTime()
     outcome = fields.String(metadata={"description": "pending, recovered or not_recovered (within two sessions)"})
     outcome_session = fields.Integer(allow_none=True)

@@ -1,9 +1,8 @@
 """Scoring's worker: consumes feedback and exit interviews, publishes scores and alerts (with an outbox relay
 as a backstop for events a crash left pending). `python -m services.scoring.entrypoints.worker`"""
-from services.common.worker import Worker, run
+from services.common.worker import run
 
-from services.scoring.handlers import EVENT_HANDLERS
-from services.scoring.adapters.models import ExitInterviewScore, SessionScore
+from services.scoring.bootstrap import worker
 
 if __name__ == "__main__":
-    run(Worker("scoring", handlers=EVENT_HANDLERS, outbox_documents=[SessionScore, ExitInterviewScore]))
+    run(worker())

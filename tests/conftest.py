@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
+from deploy.local.components import Components, start_components
 from services.common.config import Settings
 from services.common.kafka import ensure_topics
-from tests.support.components import Components, start_components
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.platform import Platform, start_platform
+from deploy.local.platform_processes import Platform, start_platform
 
 
 @pytest.fixture(scope="session")

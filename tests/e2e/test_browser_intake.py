@@ -9,11 +9,14 @@ import sys
 import pytest
 import requests
 
+from deploy.local import runtime
+from deploy.local.components import free_port, start_process
+from deploy.local.runtime import ROOT
 from services.common import mongo
 from services.common.auth import Identity, issue_token
 from services.common.events import Topic
-from services.intake.entrypoints.seed import seed_organisation
-from tests.support.components import ROOT, free_port, runtime, start_process
+from services.intake.bootstrap import bootstrap
+from services.intake.commands import SeedOrganisation
 from tests.support.kafka_reader import events_on, wait_for
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -36,8 +39,9 @@ def intake(components, settings_for, unique, tmp_path):
         runtime.wait_http([f"{url}/readyz"], timeout_s=60)
         mongo.connect(settings)
         clinic = f"{unique}-north"
-        admin = seed_organisation(unique, "Browser practice", {clinic: "North clinic"}, f"admin@{unique}.test",
-                                  "Ada Admin", "admin-password-1")
+        admin = bootstrap(publish=None).handle(SeedOrganisation(
+            unique, "Browser practice", {clinic: "North clinic"}, f"admin@{unique}.test", "Ada Admin",
+            "admin-password-1"))
         auth = {"Authorization": f"Bearer {issue_token(settings, Identity(admin.id, unique, (clinic,), 'admin'))}"}
         for body in ({"email": f"desk@{unique}.test", "display_name": "Dana Desk", "role": "front_desk"},
                      {"email": f"casey@{unique}.test", "display_name": "Casey Counselor", "role": "counselor",

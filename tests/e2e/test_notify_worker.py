@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from deploy.local.components import start_process
 from services.common import mongo
 from services.common.auth import Identity
 from services.common.events import Topic, make_event
@@ -16,7 +17,6 @@ from services.notify.entrypoints.app import create_app
 from services.notify.adapters.models import Notification, StaffMember
 from tests.integration.test_notify_harness import SmtpServer, publish
 from tests.support.alerts import alliance_dropped
-from tests.support.components import start_process
 from tests.support.kafka_reader import wait_for
 from tests.support.identity import bearer as bearer_for
 

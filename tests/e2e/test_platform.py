@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import requests
 
+from deploy.local.topic_reader import read_topic
 from services.common.auth import Identity
 from services.common.events import Topic
 from tests.support.identity import bearer
-from tests.support.kafka_reader import events_on, read_topic, send_raw, wait_for
+from tests.support.kafka_reader import events_on, send_raw, wait_for
 
 TIMEOUT_S = 30
 

@@ -6,11 +6,12 @@ import uuid
 import pytest
 import requests
 
+from deploy.local.topic_reader import read_topic
 from services.common.auth import Identity, issue_token
 from services.common.config import Settings
 from services.common.events import Topic, make_event
 from services.common.kafka import EventProducer
-from tests.support.kafka_reader import events_on, read_topic, send_raw, wait_for
+from tests.support.kafka_reader import events_on, send_raw, wait_for
 
 TIMEOUT_S = 60
 CLINIC = "clinic-a"

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
+from deploy.local.components import free_port, start_components, start_process
 from services.common.config import Settings
 from services.common.events import Topic, make_event
 from services.common.kafka import ensure_topics
-from tests.support.components import free_port, start_components, start_process
 
 
 @pytest.fixture

@@ -10,9 +10,11 @@ from collections import defaultdict
 
 import requests
 
+from deploy.local import runtime
+from deploy.local.components import free_port, start_process
+from deploy.local.runtime import ROOT
 from services.common.auth import Identity
 from services.common.events import Topic
-from tests.support.components import ROOT, free_port, runtime, start_process
 from tests.support.identity import bearer
 from tests.support.kafka_reader import events_on, wait_for
 

@@ -12,12 +12,13 @@ from collections import Counter
 
 import requests
 
+from deploy.local.topic_reader import read_topic
 from services.common import mongo, ops
 from services.common.events import InvalidEvent, Topic, encode_event, make_event
 from services.common.kafka import ConsumerLoop, EventProducer
-from services.scoring.adapters.models import Alert, SessionScore
+from services.scoring.adapters.models import Alert, ScoredSession
 from tests.faults.conftest import feedback_stream
-from tests.support.kafka_reader import events_on, publish_all, read_topic, send_raw, wait_for
+from tests.support.kafka_reader import events_on, publish_all, send_raw, wait_for
 
 CLIENTS, SESSIONS = 40, 10  # 400 feedback events
 
@@ -25,8 +26,8 @@ CLIENTS, SESSIONS = 40, 10  # 400 feedback events
 def scored_state(settings) -> tuple[dict[str, float], set[str], int]:
     """(total per scored feedback event, alert ids, sessions scored out of order) in a scoring database."""
     mongo.connect(settings)
-    scores = {s.id: s.total for s in SessionScore.objects.only("id", "total", "late")}
-    late = SessionScore.objects(late=True).count()
+    scores = {s.id: s.total for s in ScoredSession.objects.only("id", "total", "late")}
+    late = ScoredSession.objects(late=True).count()
     return scores, {a.id for a in Alert.objects.only("id")}, late
 
 
@@ -38,7 +39,7 @@ def reference_state(settings_on, unique) -> tuple[dict[str, float], set[str], in
 
 def count_scored(settings) -> int:
     mongo.connect(settings)
-    return SessionScore.objects.count()
+    return ScoredSession.objects.count()
 
 
 def report(name: str, expected: dict, got: dict, expected_alerts: set, got_alerts: set, late: int) -> dict:
@@ -138,16 +139,16 @@ def test_r5_poison_goes_to_the_dlq_the_consumer_goes_on_and_a_redrive_after_a_fi
     loop = ConsumerLoop(settings, group=group, handlers={Topic.EXIT_INTERVIEW_SUBMITTED.value: handler},
                         producer=producer, poll_timeout_ms=200)
     exit_event = _exit_interview(unique)
-    producer.publish(exit_event, key=exit_event.payload["client_id"])
+    producer.publish(exit_event, key=exit_event.payload.client_id)
     thread = threading.Thread(target=loop.run)
     thread.start()
-    wait_for(lambda: any(d.key == exit_event.payload["client_id"]
+    wait_for(lambda: any(d.key == exit_event.payload.client_id
                          for d in ops.dead_letters(settings, Topic.EXIT_INTERVIEW_SUBMITTED)), timeout_s=60)
     fixed.set()
     assert ops.redrive(settings, Topic.EXIT_INTERVIEW_SUBMITTED) >= 1
     wait_for(lambda: handled, timeout_s=60)
     assert ops.redrive(settings, Topic.EXIT_INTERVIEW_SUBMITTED) == 0
-    producer.publish(exit_event, key=exit_event.payload["client_id"])  # and a duplicate delivery
+    producer.publish(exit_event, key=exit_event.payload.client_id)  # and a duplicate delivery
     wait_for(lambda: loop.stats.skipped_duplicates >= 1, timeout_s=60)
     loop.stop()
     thread.join(30)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pymongo.errors import AutoReconnect
 
+from deploy.local.topic_reader import read_topic
 from services.common.events import Topic, encode_event, make_event
-from tests.support.kafka_reader import publish_all, read_topic, send_raw
+from tests.support.kafka_reader import publish_all, send_raw
 
 TOPIC = Topic.FEEDBACK_SUBMITTED.value
 

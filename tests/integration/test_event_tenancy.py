@@ -12,12 +12,12 @@ from services.common.events import InvalidEvent, Topic, encode_event, make_event
 from services.common.kafka import EventProducer
 from services.intake import handlers as intake_handlers
 from services.intake.adapters.models import Client, Staff
-from services.notify import handlers as notify_handlers
+from services.notify.bootstrap import event_handlers as notify_event_handlers
 from services.notify.adapters.models import Notification
 from services.referral.adapters.models import ClientView, IntakeView
 from services.scoring.domain.alerting import DyadHistory
 from services.scoring.handlers import EVENT_HANDLERS as SCORING_HANDLERS
-from services.scoring.adapters.models import Dyad, SessionScore
+from services.scoring.adapters.models import Dyad, ScoredSession
 from tests.integration.test_intake_api import register
 from tests.integration.test_intake_api import org  # noqa: F401  (the `org` fixture)
 from tests.integration.test_referral_service import CLINIC, as_received, counselor, db, handle_all, intake  # noqa: F401
@@ -95,7 +95,7 @@ def staff_updated(org_id: str, staff_id: str):
 def test_notify_neither_notifies_nor_records_another_organisations_staff(settings_for, unique):
     mongo.connect(settings_for("notify"))
     ours, theirs, counselor_id = f"o{unique}", f"x{unique}", f"co-{unique}"
-    handle = notify_handlers.EVENT_HANDLERS
+    handle = notify_event_handlers()
     handle[Topic.STAFF_UPDATED](as_received(staff_updated(ours, counselor_id)), discard)
 
     for refused in (dropped(theirs, counselor_id, unique), staff_updated(theirs, counselor_id)):
@@ -133,9 +133,9 @@ def test_a_feedback_event_of_another_organisation_never_touches_this_ones_scores
     # other tests' poison messages included, so the halting share is lifted.
     run_loop("scoring", f"scoring-{unique}", SCORING_HANDLERS, consumer_dlq_halt_share=1.0)
 
-    ours_scores = SessionScore.objects(org_id=ours, clinic_id=CLINIC, client_id=client_id)
+    ours_scores = ScoredSession.objects(org_id=ours, clinic_id=CLINIC, client_id=client_id)
     assert [s.session_number for s in ours_scores] == [1]
     history = DyadHistory.from_dict(Dyad.objects.get(id=Dyad.key(ours, CLINIC, client_id, counselor_id)).trajectory)
     assert [p.session_number for p in history.recent] == [1]
-    assert {(s.org_id, s.clinic_id) for s in SessionScore.objects(client_id=client_id)} == {
+    assert {(s.org_id, s.clinic_id) for s in ScoredSession.objects(client_id=client_id)} == {
         (ours, CLINIC), (theirs, CLINIC), (ours, "elsewhere")}

@@ -6,7 +6,8 @@ import pytest
 from services.common.auth import Identity, issue_token
 from services.common.events import Topic
 from services.intake.adapters.models import Client, Staff
-from services.intake.entrypoints.seed import seed_organisation
+from services.intake.bootstrap import bootstrap
+from services.intake.commands import SeedOrganisation
 from tests.support.concurrency import at_once
 from tests.support.kafka_reader import events_on
 
@@ -19,8 +20,8 @@ def org(intake_app, settings_for, unique):
     app = intake_app()
     settings = settings_for("intake")
     north, south = f"{unique}-north", f"{unique}-south"
-    admin = seed_organisation(unique, "Test practice", {north: "North", south: "South"},
-                              f"admin@{unique}.test", "Ada Admin", PASSWORD)
+    admin = bootstrap(publish=None).handle(SeedOrganisation(unique, "Test practice", {north: "North", south: "South"},
+                                                            f"admin@{unique}.test", "Ada Admin", PASSWORD))
     http = app.test_client()
 
     def token(identity):
@@ -162,8 +163,8 @@ def test_accounts_are_an_administrators_and_a_supervisor_edits_directory_entries
 
 
 def test_an_address_one_organisation_uses_tells_another_nothing(org, intake_app, unique):
-    other = seed_organisation(f"{unique}x", "Other practice", {f"{unique}x-north": "North"},
-                              f"admin@{unique}x.test", "Other Admin", PASSWORD)
+    other = bootstrap(publish=None).handle(SeedOrganisation(f"{unique}x", "Other practice", {f"{unique}x-north": "North"},
+                                                            f"admin@{unique}x.test", "Other Admin", PASSWORD))
     other_admin = org.token(Identity(other.id, f"{unique}x", (f"{unique}x-north",), "admin"))
     taken_here = f"front_desk-{org.north}@{unique}.test"  # a front desk of the first organisation
     body = {"email": taken_here, "display_name": "Same Address", "password": "other-password-1",

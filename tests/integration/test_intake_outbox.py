@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from deploy.local.components import free_port
 from services.common import mongo
 from services.common.auth import Identity, issue_token
 from services.common.config import Settings
@@ -11,7 +12,6 @@ from services.common.events import Topic
 from services.common.kafka import ConsumerLoop, EventProducer
 from services.common.outbox import relay_pending
 from services.intake.adapters.models import Client, Clinic
-from tests.support.components import free_port
 from tests.support.kafka_reader import events_on, wait_for
 
 INTAKE_BODY = {"first_name": "Canary", "last_name": "Phi-Check", "email": "canary@example.org",

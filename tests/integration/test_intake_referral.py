@@ -1,12 +1,13 @@
 """An accepted referral reassigns the client, once, even when the decision is delivered twice."""
 from __future__ import annotations
 
+from deploy.local.topic_reader import read_topic
 from services.common.events import Topic, encode_event, make_event
 from services.common.kafka import EventProducer
 from services.intake.handlers import EVENT_HANDLERS
 from services.intake.adapters.models import Client
 from tests.integration.test_intake_api import PASSWORD, org, register  # noqa: F401  (the `org` fixture)
-from tests.support.kafka_reader import events_on, read_topic
+from tests.support.kafka_reader import events_on
 
 
 def decision(org, client_id, new_counselor_id, clinic_id=None, decision="accepted"):
@@ -31,7 +32,7 @@ def test_an_accepted_referral_reassigns_the_client_once_under_duplicate_delivery
     try:
         for event in (accepted, accepted, decision(org, declined, None, decision="declined"),
                       decision(org, wrong_clinic, second, clinic_id=org.south)):
-            producer.send(Topic.REFERRAL_DECIDED, event.payload["client_id"], encode_event(event))
+            producer.send(Topic.REFERRAL_DECIDED, event.payload.client_id, encode_event(event))
         # The same decision again under a new event id would be a second decision; a redelivery has the same id.
         producer.send(Topic.REFERRAL_DECIDED, moved, encode_event(accepted))
     finally:
@@ -44,7 +45,7 @@ def test_an_accepted_referral_reassigns_the_client_once_under_duplicate_delivery
     client = Client.objects.get(id=moved)
     assert client.counselor_id == second
     assert [(a.counselor_id, a.referral_id) for a in client.assignments] == [
-        (org.counselor_north, None), (second, accepted.payload["referral_id"])]
+        (org.counselor_north, None), (second, accepted.payload.referral_id)]
     assert client.assignments[1].assigned_by == "supervisor-1" and client.pending_events == []
     assigned = events_on(components.kafka_bootstrap, Topic.CLIENT_ASSIGNED,
                          lambda e: e["payload"]["client_id"] == moved and e["payload"]["referral_id"])

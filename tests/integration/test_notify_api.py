@@ -8,8 +8,8 @@ from services.common.auth import Identity, issue_token
 from services.common.events import Topic, decode_event, encode_event, make_event
 from services.notify.entrypoints.app import create_app
 from services.notify.adapters.config import NotifySettings
-from services.notify.delivery import Dispatcher
-from services.notify.handlers import EVENT_HANDLERS
+from services.notify.bootstrap import bootstrap, event_handlers
+from services.notify.commands import Dispatch
 from services.notify.adapters.models import AlertAcknowledgement, Notification, RecipientPreferences
 from tests.support.alerts import alliance_dropped
 from tests.support.concurrency import at_once
@@ -17,6 +17,7 @@ from tests.support.identity import form_token
 from tests.support.kafka_reader import events_on, wait_for
 
 CLINIC = "clinic-a"
+EVENT_HANDLERS = event_handlers()
 
 
 @pytest.fixture
@@ -223,7 +224,8 @@ def test_a_failing_delivery_is_visible_with_its_last_error(notify, org):
     RecipientPreferences(id=RecipientPreferences.key(org, "co-1"), org_id=org, staff_id="co-1",
                          email="co-1@clinic.example").save()
     item = alert(org, "co-1")
-    Dispatcher(notify.extensions["rapport.settings"], NotifySettings(smtp_port=1)).run_once()  # nobody listens
+    bootstrap(publish=None, settings=notify.extensions["rapport.settings"],  # nobody listens on port 1
+              config=NotifySettings(smtp_port=1)).handle(Dispatch())
 
     shown = notify.test_client().get(f"/api/inbox/{item.id}", headers=auth(notify, org, "co-1", "counselor"))
 

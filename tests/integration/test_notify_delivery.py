@@ -7,21 +7,23 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prometheus_client import REGISTRY
 
+from deploy.local.components import free_port
 from services.common import mongo
 from services.common.auth import Identity, issue_token
 from services.common.events import CrossTenantEvent, Topic, decode_event, encode_event, make_event, new_id
-from services.notify import domain, handlers
+from services.notify import domain
 from services.notify.entrypoints.app import create_app
 from services.notify.adapters.config import NotifySettings
-from services.notify.delivery import Dispatcher
-from services.notify.handlers import EVENT_HANDLERS
+from services.notify.bootstrap import bootstrap, event_handlers
+from services.notify.commands import Dispatch
 from services.notify.adapters.models import Notification, RecipientPreferences, StaffMember
 from tests.integration.test_notify_harness import publish, smtp_server, webhook_receiver  # noqa: F401 (fixtures)
 from tests.support.alerts import alliance_dropped
-from tests.support.components import free_port
 from tests.support.kafka_reader import send_raw
 
 CLINIC = "clinic-a"
+# As the worker wires them (bootstrap.worker): the real clock, the environment's settings.
+EVENT_HANDLERS = event_handlers()
 
 
 class Clock:
@@ -65,11 +67,12 @@ def clock():
 
 @pytest.fixture
 def dispatcher_for(notify_settings, clock):
-    def make(**config) -> Dispatcher:
+    """A dispatch pass as the worker runs it, on the test clock: `dispatcher_for(**config)()`."""
+    def make(**config):
         # The receiver listens on 127.0.0.1: an internal address the deployment must allow by name.
-        return Dispatcher(notify_settings, NotifySettings(**{"retry_base_s": 60, "smtp_timeout_s": 5,
-                                                             "webhook_allowed": "127.0.0.1", **config}),
-                          clock=clock)
+        bus = bootstrap(publish=None, settings=notify_settings, clock=clock, config=NotifySettings(**{
+            "retry_base_s": 60, "smtp_timeout_s": 5, "webhook_allowed": "127.0.0.1", **config}))
+        return lambda: bus.handle(Dispatch())
     return make
 
 
@@ -140,8 +143,8 @@ def test_a_poll_of_alerts_is_stored_together_once_and_refused_whole_for_another_
     first, second = dropped(org, "cl-1", "co-1"), dropped(org, "cl-2", "co-1", severity="low")
     received = [decode_event(encode_event(e)) for e in (first, second, first)]  # one delivered twice
 
-    handlers.handle_alliance_dropped_batch(received, lambda messages: None)
-    handlers.handle_alliance_dropped_batch(received[:1], lambda messages: None)  # and again on its own
+    EVENT_HANDLERS[Topic.ALLIANCE_DROPPED].handle(received, lambda messages: None)
+    EVENT_HANDLERS[Topic.ALLIANCE_DROPPED].handle(received[:1], lambda messages: None)  # and again on its own
 
     stored = Notification.objects(org_id=org)
     assert sorted((n.client_id, n.severity) for n in stored) == [("cl-1", "high"), ("cl-2", "low")]
@@ -149,7 +152,7 @@ def test_a_poll_of_alerts_is_stored_together_once_and_refused_whole_for_another_
     # The loop hands a batch that fails back one event at a time; the batch itself stores nothing.
     foreign = dropped(org, "cl-3", f"co-x-{unique}")
     with pytest.raises(CrossTenantEvent):
-        handlers.handle_alliance_dropped_batch([decode_event(encode_event(dropped(org, "cl-4", "co-1"))),
+        EVENT_HANDLERS[Topic.ALLIANCE_DROPPED].handle([decode_event(encode_event(dropped(org, "cl-4", "co-1"))),
                                                 decode_event(encode_event(foreign))], lambda messages: None)
     assert Notification.objects(org_id=org).count() == 2
 
@@ -173,9 +176,9 @@ def test_an_alert_reaches_the_counselor_by_real_smtp_without_client_data(notify_
     alert = dropped(org, "cl-77", "co-1")
     handle(alert)
 
-    dispatcher = dispatcher_for(smtp_port=smtp_server.port)
-    dispatcher.run_once()
-    dispatcher.run_once()  # a second pass sends nothing more
+    dispatch = dispatcher_for(smtp_port=smtp_server.port)
+    dispatch()
+    dispatch()  # a second pass sends nothing more
 
     [message] = smtp_server.inbox.to("co-1@clinic.example")
     assert message["Subject"] == "[Rapport] Alliance alert (task) - high"
@@ -195,16 +198,16 @@ def test_a_signed_webhook_is_retried_with_backoff_and_the_last_error_is_kept(not
     webhook_receiver.fail_next = 1
     alert = dropped(org, "cl-1", "co-1")
     handle(alert)
-    dispatcher = dispatcher_for()
+    dispatch = dispatcher_for()
     key = domain.notification_id(alert.event_id, "co-1")
 
-    dispatcher.run_once()
+    dispatch()
     failed_once = Notification.objects.get(id=key).deliveries["webhook"]
     assert (failed_once["status"], failed_once["attempts"], failed_once["last_error"]) == ("pending", 1, "HTTP 500")
-    dispatcher.run_once()  # not due yet: backoff
+    dispatch()  # not due yet: backoff
     assert len(webhook_receiver.received) == 1
     clock.advance(seconds=61)
-    dispatcher.run_once()
+    dispatch()
 
     [accepted] = webhook_receiver.accepted()
     assert accepted["verified"] and accepted["delivery_id"] == key
@@ -222,11 +225,11 @@ def test_after_n_failures_a_channel_is_failed_and_the_in_app_copy_stays(notify_s
     set_preferences(org, "co-1", email="co-1@clinic.example")
     alert = dropped(org, "cl-1", "co-1")
     handle(alert)
-    dispatcher = dispatcher_for(smtp_port=1, max_attempts=2)  # nothing listens on port 1
+    dispatch = dispatcher_for(smtp_port=1, max_attempts=2)  # nothing listens on port 1
     failed_before = failed_emails()
-    dispatcher.run_once()
+    dispatch()
     clock.advance(hours=1)
-    dispatcher.run_once()
+    dispatch()
 
     stored = Notification.objects.get(id=domain.notification_id(alert.event_id, "co-1"))
     assert stored.deliveries["email"]["status"] == "failed" and stored.deliveries["email"]["attempts"] == 2
@@ -249,16 +252,16 @@ def test_quiet_hours_hold_an_ordinary_notification_but_not_a_high_alert(notify_s
     handle(event(Topic.INTAKE_SUBMITTED, {"intake_id": "i-1", "client_id": "cl-new", "concerns": ["grief"],
                                           "assigned_counselor_id": "co-1"}, org))
     handle(dropped(org, "cl-1", "co-1", severity="high"))
-    dispatcher = dispatcher_for(smtp_port=smtp_server.port)
+    dispatch = dispatcher_for(smtp_port=smtp_server.port)
 
-    dispatcher.run_once()
+    dispatch()
     assert [m["Subject"] for m in smtp_server.inbox.to("co-1@clinic.example")] == [
         "[Rapport] Alliance alert (task) - high"]
     held = Notification.objects.get(org_id=org, kind="new_client").deliveries["email"]
     assert held["status"] == "pending" and held["due_at"] > now + timedelta(minutes=50)
 
     clock.advance(hours=1, minutes=5)
-    dispatcher.run_once()
+    dispatch()
     assert sorted(m["Subject"] for m in smtp_server.inbox.to("co-1@clinic.example")) == [
         "[Rapport] Alliance alert (task) - high", "[Rapport] New client assigned"]
 
@@ -269,13 +272,13 @@ def test_the_daily_digest_sends_one_email_for_the_days_notifications(notify_sett
     set_preferences(org, "co-1", email="co-1@clinic.example", daily_digest=True, timezone="UTC")
     for client in ("cl-1", "cl-2", "cl-3"):
         handle(event(Topic.CLIENT_ASSIGNED, {"client_id": client, "counselor_id": "co-1", "assigned_by": "fd"}, org))
-    dispatcher = dispatcher_for(smtp_port=smtp_server.port)
-    dispatcher.run_once()
+    dispatch = dispatcher_for(smtp_port=smtp_server.port)
+    dispatch()
     assert smtp_server.inbox.to("co-1@clinic.example") == []
 
     clock.advance(days=1)
-    dispatcher.run_once()
-    dispatcher.run_once()
+    dispatch()
+    dispatch()
     [digest] = smtp_server.inbox.to("co-1@clinic.example")
     assert digest["Subject"] == "[Rapport] Daily digest: 3 notifications"
     assert all(f"/clients/{c}" in digest.get_content() for c in ("cl-1", "cl-2", "cl-3"))
@@ -293,14 +296,14 @@ def test_an_unacknowledged_high_alert_escalates_to_the_supervisor_once(notify_se
     handle(acknowledged)
     Notification.objects(id=domain.notification_id(acknowledged.event_id, "co-1")).update_one(
         set__acknowledged_at=clock(), unset__escalate_at=True)
-    dispatcher = dispatcher_for(smtp_port=smtp_server.port)
+    dispatch = dispatcher_for(smtp_port=smtp_server.port)
 
     clock.advance(seconds=NotifySettings().escalate_after_s - 60)  # the due time was stored at creation
-    dispatcher.run_once()
+    dispatch()
     assert Notification.objects(org_id=org, recipient_id="sup-1").count() == 0
     clock.advance(seconds=61)
-    dispatcher.run_once()
-    dispatcher.run_once()
+    dispatch()
+    dispatch()
 
     [escalation] = Notification.objects(org_id=org, recipient_id="sup-1")
     original = Notification.objects.get(id=domain.notification_id(ignored.event_id, "co-1"))
@@ -330,16 +333,16 @@ def test_an_alert_whose_supervisor_is_not_known_yet_escalates_once_the_directory
     org = f"o{unique}"
     alert = dropped(org, "cl-1", "co-1")
     handle(alert)
-    dispatcher = dispatcher_for(retry_max_s=600)
+    dispatch = dispatcher_for(retry_max_s=600)
     clock.advance(seconds=NotifySettings().escalate_after_s + 1)
 
-    dispatcher.run_once()
+    dispatch()
     waiting = Notification.objects.get(id=domain.notification_id(alert.event_id, "co-1"))
     assert waiting.escalated_at is None and waiting.escalate_at > clock() + timedelta(seconds=590)
 
     handle(staff(org, "co-1", "counselor", supervisor="sup-9"))
     clock.advance(seconds=601)
-    dispatcher.run_once()
+    dispatch()
     assert [n.kind for n in Notification.objects(org_id=org, recipient_id="sup-9")] == ["escalation"]
 
 
@@ -356,12 +359,12 @@ def test_a_send_interrupted_by_a_crash_is_not_repeated_for_email_but_is_for_webh
     Notification._get_collection().update_one({"_id": key}, {"$set": {
         "deliveries.email.status": "sending", "deliveries.email.sending_since": clock(),
         "deliveries.webhook.status": "sending", "deliveries.webhook.sending_since": clock()}})
-    dispatcher = dispatcher_for(smtp_port=smtp_server.port, smtp_timeout_s=1, webhook_timeout_s=1)
+    dispatch = dispatcher_for(smtp_port=smtp_server.port, smtp_timeout_s=1, webhook_timeout_s=1)
 
-    dispatcher.run_once()  # within the lease: maybe still being sent by a live dispatcher, left alone
+    dispatch()  # within the lease: maybe still being sent by a live dispatcher, left alone
     assert Notification.objects.get(id=key).deliveries["email"]["status"] == "sending"
     clock.advance(seconds=8)
-    dispatcher.run_once()
+    dispatch()
 
     stored = Notification.objects.get(id=key)
     assert stored.deliveries["email"]["status"] == "uncertain" and stored.status == "uncertain"
@@ -388,7 +391,7 @@ def test_a_webhook_to_an_internal_address_is_refused_and_says_nothing_of_what_is
         set_preferences(org, "co-1", webhook_url=url, webhook_secret=webhook_receiver.secret)
         alert = dropped(org, f"cl-{len(errors)}", "co-1")
         handle(alert)
-        dispatcher_for(webhook_allowed="").run_once()
+        dispatcher_for(webhook_allowed="")()
         errors[url] = webhook_status(org, alert)["last_error"]
     # An open port, a closed one and the cloud metadata address all read alike: no port scanner here.
     assert set(errors.values()) == {"destination not allowed"}, errors
@@ -397,7 +400,7 @@ def test_a_webhook_to_an_internal_address_is_refused_and_says_nothing_of_what_is
     set_preferences(org, "co-1", webhook_url=webhook_receiver.url, webhook_secret=webhook_receiver.secret)
     allowed = dropped(org, "cl-allowed", "co-1")
     handle(allowed)
-    dispatcher_for(webhook_allowed="127.0.0.0/8").run_once()
+    dispatcher_for(webhook_allowed="127.0.0.0/8")()
     assert webhook_status(org, allowed)["status"] == "sent" and len(webhook_receiver.accepted()) == 1
 
 
@@ -408,7 +411,7 @@ def test_a_webhook_redirect_is_not_followed(notify_settings, unique, webhook_rec
     set_preferences(org, "co-1", webhook_url=webhook_receiver.url, webhook_secret=webhook_receiver.secret)
     alert = dropped(org, "cl-1", "co-1")
     handle(alert)
-    dispatcher_for().run_once()
+    dispatcher_for()()
     assert webhook_status(org, alert)["last_error"] == "HTTP 302: redirects are not followed"
     assert webhook_receiver.fetched == []
 

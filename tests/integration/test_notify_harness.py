@@ -18,11 +18,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from kafka.errors import KafkaError
 
+from deploy.local.components import free_port
 from services.common.config import Settings
 from services.common.events import Event
 from services.common.kafka import EventProducer
 from services.notify import domain
-from tests.support.components import free_port
 from tests.support.kafka_reader import wait_for
 
 
@@ -33,7 +33,8 @@ def publish(settings: Settings, events: list[Event]) -> None:
     producer = EventProducer(settings)
     try:
         for e in events:
-            key = e.payload.get("client_id") or e.payload.get("staff_id") or e.payload["counselor_id"]
+            key = next(getattr(e.payload, name) for name in ("client_id", "staff_id", "counselor_id")
+                       if getattr(e.payload, name, None))
             wait_for(lambda: _sent(producer, e, key), timeout_s=30, interval_s=0.5)
     finally:
         producer.close()

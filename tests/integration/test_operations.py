@@ -6,13 +6,14 @@ import threading
 import pytest
 import requests
 
+from deploy.local.components import free_port, start_components
+from deploy.local.topic_reader import read_topic
 from services.common import mongo, ops
 from services.common.events import CrossTenantEvent, InvalidEvent, Topic, make_event
 from services.common.config import Settings
 from services.common.kafka import ConsumerLoop, EventProducer, ensure_topics
 from services.common.worker import Worker
-from tests.support.components import free_port, start_components
-from tests.support.kafka_reader import publish_all, read_topic, send_raw, wait_for
+from tests.support.kafka_reader import publish_all, send_raw, wait_for
 
 TOPIC = Topic.ALLIANCE_SCORED.value
 

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from kafka.errors import KafkaError
 
+from deploy.local.components import free_port
+from deploy.local.topic_reader import read_topic
 from services.common import mongo
 from services.common.auth import COOKIE_NAME, Identity, issue_token
 from services.common.events import InvalidEvent, Topic, decode_event, encode_event, make_event
@@ -17,8 +19,7 @@ from services.common.outbox import relay_pending
 from services.referral.adapters.models import (OUTBOX_DOCUMENTS, ClientView, CounselorFit, CounselorView, ParkedEvent,
                                       Referral)
 from tests.support.alerts import alliance_dropped
-from tests.support.components import free_port
-from tests.support.kafka_reader import events_on, read_topic, send_raw, wait_for
+from tests.support.kafka_reader import events_on, send_raw, wait_for
 from tests.support.identity import bearer as bearer_for
 from tests.support.identity import form_token
 
@@ -126,7 +127,7 @@ def test_poor_exit_interview_over_kafka_recommends_others_once_even_when_redeliv
     org, client_id = f"o{unique}", f"cl-{unique}"
     # The directory is there before the client comes (topics are not ordered between each other).
     for e in directory_events(org):
-        publish_event(producer, e, key=e.payload["counselor_id"])
+        publish_event(producer, e, key=e.payload.counselor_id)
     # Each step consumes as a fresh group, from the beginning (a group rejoining right after it left can
     # wait on the broker for long): the handlers must be idempotent on their own for that, and are.
     steps = iter(range(10))
@@ -201,8 +202,8 @@ def test_a_trigger_naming_another_clinic_or_organisation_than_the_clients_is_ref
     org, client_id = f"o{unique}", f"cl-{unique}"
     handle_all([*directory_events(org), intake(org, client_id, "co-leaving")], producer.send)
     wrong_clinic = exit_interview(org, client_id, "co-leaving")
-    wrong_clinic = event(Topic.EXIT_INTERVIEW_SUBMITTED, dict(wrong_clinic.payload), org, clinic=OTHER_CLINIC)
-    wrong_org = event(Topic.EXIT_INTERVIEW_SUBMITTED, dict(wrong_clinic.payload), f"x{org}")
+    wrong_clinic = event(Topic.EXIT_INTERVIEW_SUBMITTED, wrong_clinic.payload, org, clinic=OTHER_CLINIC)
+    wrong_org = event(Topic.EXIT_INTERVIEW_SUBMITTED, wrong_clinic.payload, f"x{org}")
     for refused in (wrong_clinic, wrong_org):
         with pytest.raises(InvalidEvent):
             handle_all([refused], producer.send)

@@ -12,8 +12,8 @@ from services.scoring.domain import alerting
 from services.scoring import handlers
 from services.scoring.handlers import EVENT_HANDLERS
 from services.scoring.adapters.instruments import shipped_instruments
-from services.scoring.adapters.models import (Alert, ClinicAlertSettings, ClinicCalibration, Dyad, ExitInterviewScore,
-                                     SessionScore)
+from services.scoring.adapters.models import (Alert, ClinicAlertSettings, ClinicCalibration, Dyad, ScoredExitInterview,
+                                     ScoredSession)
 from tests.support.kafka_reader import events_on, publish_all, send_raw
 
 CLINIC = "clinic-a"
@@ -59,7 +59,7 @@ def test_feedback_is_scored_against_the_clients_baseline_and_a_fall_raises_one_a
 
     run_loop("scoring", f"scoring-{unique}", EVENT_HANDLERS)
 
-    scores = list(SessionScore.objects(org_id=unique).order_by("session_number"))
+    scores = list(ScoredSession.objects(org_id=unique).order_by("session_number"))
     assert [s.total for s in scores] == [29, 29, 29, 22]
     assert scores[3].subscales == {"goal": 9, "task": 4, "bond": 9}
     # Session 4 against sessions 1-2 (session 3, just before it, is left out), in the instrument's documented
@@ -100,7 +100,7 @@ def test_the_sessions_after_an_alert_record_whether_the_alliance_recovered_and_w
         "action": "changed_approach"}, org_id=unique, clinic_id=CLINIC, producer="tests")
     handlers.handle_alert_acknowledged(acknowledged, lambda *a: None)
     handlers.handle_alert_acknowledged(make_event(Topic.ALERT_ACKNOWLEDGED, {
-        **acknowledged.payload, "action": "other"}, org_id=unique, clinic_id=CLINIC, producer="tests"),
+        **acknowledged.payload.to_wire(), "action": "other"}, org_id=unique, clinic_id=CLINIC, producer="tests"),
         lambda *a: None)  # a later acknowledgement does not overwrite the first
     alert.reload()
     assert alert.action == "changed_approach" and alert.acknowledged_at is not None
@@ -115,7 +115,7 @@ def test_a_dyad_that_stays_below_the_cutoff_gets_one_notice(settings_for, unique
     client, counselor = f"c-{unique}", f"co-{unique}"
     low = [(n, 8, 8, 8) for n in range(1, 7)]  # 24 of 30, under the cutoff of 27 every week
     handlers.handle_feedback_batch([feedback(unique, client, counselor, *s) for s in low], lambda m: None)
-    assert SessionScore.objects(org_id=unique, below_cutoff=True).count() == 6
+    assert ScoredSession.objects(org_id=unique, below_cutoff=True).count() == 6
     [notice] = Alert.objects(org_id=unique)
     assert (notice.kind, notice.rules, notice.session_number) == ("level", ["persistently_low"], 3)
 
@@ -129,7 +129,7 @@ def test_a_dyad_stored_by_the_earlier_version_gets_its_baseline_back_from_its_se
     Dyad.objects(id=Dyad.key(unique, CLINIC, client, counselor)).update_one(set__trajectory={
         "total": {"n": 3, "mean": 29.0, "m2": 0.0}, "last_session_number": 3, "last_total": 29.0})
     handlers.handle_feedback_batch([feedback(unique, client, counselor, *STEADY_THEN_FALL[3])], lambda m: None)
-    fell = SessionScore.objects(org_id=unique, session_number=4).get()
+    fell = ScoredSession.objects(org_id=unique, session_number=4).get()
     assert (fell.baseline_sessions, fell.baseline_mean) == (2, 29) and fell.alert is not None
 
 
@@ -150,7 +150,7 @@ def test_a_redelivered_batch_changes_nothing(settings_for, unique):
         handlers.handle_feedback_batch([event], record)
 
     assert len(first_pass) == 5 and sent == first_pass  # 4 scores and 1 alert, nothing published twice
-    assert SessionScore.objects(org_id=unique).count() == 4
+    assert ScoredSession.objects(org_id=unique).count() == 4
     assert Alert.objects(org_id=unique).count() == 1
     dyad = Dyad.objects.get(id=Dyad.key(unique, CLINIC, client, counselor))
     assert dyad.version == 4 and len(dyad.trajectory["recent"]) == 4  # no session counted twice
@@ -177,7 +177,7 @@ def test_a_crash_between_the_scores_and_the_dyad_update_is_repaired_once_on_rede
             handlers.handle_feedback_batch([second, third], lambda messages: None)
         except WorkerDied:
             pass
-    assert SessionScore.objects(org_id=unique).count() == 3
+    assert ScoredSession.objects(org_id=unique).count() == 3
     assert Dyad.objects.get(id=Dyad.key(unique, CLINIC, client, counselor)).version == 1
     sent = []
 
@@ -204,7 +204,7 @@ def test_a_second_submission_for_the_same_session_raises_no_second_alert(setting
 
     assert Alert.objects(org_id=unique).count() == 1
     assert sent == [Topic.ALLIANCE_SCORED]
-    late = SessionScore.objects(org_id=unique, total=12).get()
+    late = ScoredSession.objects(org_id=unique, total=12).get()
     assert late.late and late.alert is None and late.below_cutoff
     assert len(Dyad.objects.get(id=Dyad.key(unique, CLINIC, client, counselor)).trajectory["recent"]) == 1
 
@@ -216,7 +216,7 @@ def test_exit_interview_with_a_low_fit_raises_its_own_alert(components, settings
 
     run_loop("scoring", f"scoring-{unique}", EVENT_HANDLERS)
 
-    assert ExitInterviewScore.objects(org_id=unique).count() == 2
+    assert ScoredExitInterview.objects(org_id=unique).count() == 2
     [alert] = Alert.objects(org_id=unique)
     assert (alert.kind, alert.rules, alert.dimension, alert.session_number, alert.client_id) == (
         "exit_interview", ["exit_interview_low_fit"], "task", 6, client)
@@ -237,7 +237,7 @@ def test_replaying_the_topic_into_a_fresh_group_and_database_gives_identical_sco
     def snapshot():
         scores = [(s.id, s.session_number, s.total, s.mean, dict(s.subscales), s.baseline_mean, s.baseline_sd,
                    s.alert.alert_id if s.alert else None)
-                  for s in SessionScore.objects(org_id=unique).order_by("id")]
+                  for s in ScoredSession.objects(org_id=unique).order_by("id")]
         alerts = sorted((a.id, tuple(a.rules), a.dimension, a.threshold) for a in Alert.objects(org_id=unique))
         return scores, alerts
 
@@ -268,6 +268,6 @@ def test_two_submissions_for_one_session_in_one_batch_raise_the_alert_once(setti
     alert = Alert.objects(org_id=unique).get()
     assert alert.source_event_id == first.event_id
     assert [p["alert_id"] for p in sent if "alert_id" in p] == [alert.id]
-    by_event = {s.id: s for s in SessionScore.objects(org_id=unique)}
+    by_event = {s.id: s for s in ScoredSession.objects(org_id=unique)}
     assert by_event[first.event_id].alert.alert_id == alert.id
     assert by_event[second.event_id].alert is None and by_event[second.event_id].late

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from deploy.local.platform_processes import Platform, start_platform
 from tests.security import summary
 from tests.security.tenants import World, seed_world
-from tests.support.platform import Platform, start_platform
 
 
 def pytest_terminal_summary(terminalreporter):

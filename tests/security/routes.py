@@ -9,8 +9,8 @@ import json
 import subprocess
 import sys
 
-from tests.support.components import ROOT
-from tests.support.platform import SERVICES
+from deploy.local.platform_processes import SERVICES
+from deploy.local.runtime import ROOT
 
 LIST_RULES = """
 import importlib, json, sys

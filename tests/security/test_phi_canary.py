@@ -25,11 +25,12 @@ from pathlib import Path
 import requests
 from kafka import KafkaConsumer
 
+from deploy.local.topic_reader import read_topic
 from services.common.events import Topic
 from tests.security.summary import report
 from tests.security.tenants import PASSWORD, World, call
 from tests.support.identity import form_token
-from tests.support.kafka_reader import read_topic, send_raw, wait_for
+from tests.support.kafka_reader import send_raw, wait_for
 
 TIMEOUT_S = 90
 

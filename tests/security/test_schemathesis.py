@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 
+from deploy.local.platform_processes import SERVICES
 from tests.security.summary import report
 from tests.security.tenants import World
-from tests.support.platform import SERVICES
 
 EXAMPLES_PER_OPERATION = 12
 BUDGET_S = 150  # all services together; what is left is shared by the operations still to run

@@ -1,34 +1,16 @@
-"""Read what is on a topic, from the beginning to its current end, without a consumer group; put events on it."""
+"""Find events on a topic (read with deploy.local.topic_reader) and put events on it."""
 from __future__ import annotations
 
 import json
 import time
 from typing import Any, Callable
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
+from deploy.local.topic_reader import read_topic
 from services.common.config import Settings
 from services.common.events import Event
 from services.common.kafka import EventProducer
-
-
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end in {timeout_s}s")
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
 
 
 def events_on(bootstrap: str, topic: str, where: Callable[[dict], bool]) -> list[dict]:
@@ -49,7 +31,7 @@ def publish_all(settings: Settings, events: list[Event]) -> None:
     producer = EventProducer(settings)
     try:
         for event in events:
-            producer.publish(event, key=event.payload["client_id"])
+            producer.publish(event, key=event.payload.client_id)
     finally:
         producer.close()
 

@@ -1,10 +1,13 @@
 """Notify's rules on plain data: routing per event type, quiet hours, digests, backoff, signatures."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
+from services.common.events import (AllianceDropped, ClientAssigned, IntakeSubmitted, ReferralDecided,
+                                    ReferralRecommended)
 from services.notify import domain
 from services.notify.adapters.config import NotifySettings
 
@@ -21,9 +24,10 @@ STAFF = [
 
 
 def test_an_alert_is_one_notification_for_the_clients_counselor_with_its_rules_and_dimension():
-    [draft] = domain.route_alliance_dropped({
-        "counselor_id": "co-1", "client_id": "cl-1", "severity": "high", "alert_id": "a-1", "kind": "change",
-        "rules": ["rupture", "persistently_low"], "dimension": "task", "session_number": 5})
+    [draft] = domain.route_alliance_dropped(AllianceDropped(
+        counselor_id="co-1", client_id="cl-1", severity="high", alert_id="a-1", kind="change",
+        rules=["rupture", "persistently_low"], dimension="task", session_number=5, source_event_id="e-1",
+        instrument_id="wai-sr", total=30.0, threshold=40.0))
     assert (draft.recipient_id, draft.kind, draft.severity) == ("co-1", "alliance_dropped", "high")
     assert (draft.rules, draft.rule, draft.alert_id, draft.alert_kind) == (
         ("rupture", "persistently_low"), "rupture", "a-1", "change")
@@ -34,35 +38,38 @@ def test_an_alert_is_one_notification_for_the_clients_counselor_with_its_rules_a
 
 
 def test_a_recommendation_goes_to_the_active_supervisors_of_the_clinic_only():
-    drafts = domain.route_referral_recommended({"referral_id": "r-1", "client_id": "cl-1", "reason": "intake",
-                                                "current_counselor_id": None}, CLINIC, STAFF)
+    drafts = domain.route_referral_recommended(ReferralRecommended(
+        referral_id="r-1", trigger_event_id="e-1", client_id="cl-1", reason="intake", current_counselor_id=None,
+        candidates=[]), CLINIC, STAFF)
     assert [d.recipient_id for d in drafts] == ["sup-1"]
     assert drafts[0].kind == "referral_recommended" and drafts[0].referral_id == "r-1"
 
 
 def test_an_accepted_referral_tells_both_counselors_and_the_front_desk():
-    payload = {"referral_id": "r-1", "client_id": "cl-1", "decision": "accepted", "decided_by": "sup-1",
-               "previous_counselor_id": "co-1", "new_counselor_id": "co-2"}
+    payload = ReferralDecided(referral_id="r-1", client_id="cl-1", decision="accepted", decided_by="sup-1",
+                              previous_counselor_id="co-1", new_counselor_id="co-2")
     drafts = domain.route_referral_decided(payload, CLINIC, STAFF)
     assert [d.recipient_id for d in drafts] == ["co-2", "co-1", "fd-1"]
     assert {d.kind for d in drafts} == {"referral_accepted"}
 
 
 def test_a_declined_referral_tells_nobody():
-    payload = {"referral_id": "r-1", "client_id": "cl-1", "decision": "declined", "decided_by": "sup-1"}
+    payload = ReferralDecided(referral_id="r-1", client_id="cl-1", decision="declined", decided_by="sup-1")
     assert domain.route_referral_decided(payload, CLINIC, STAFF) == []
 
 
 def test_a_new_client_goes_to_the_assigned_counselor_and_without_one_to_nobody():
-    [draft] = domain.route_intake_submitted({"client_id": "cl-1", "assigned_counselor_id": "co-1"})
+    intake = IntakeSubmitted(intake_id="i-1", client_id="cl-1", concerns=["grief"], assigned_counselor_id="co-1")
+    [draft] = domain.route_intake_submitted(intake)
     assert (draft.recipient_id, draft.kind) == ("co-1", "new_client")
-    assert domain.route_intake_submitted({"client_id": "cl-1", "assigned_counselor_id": None}) == []
+    assert domain.route_intake_submitted(replace(intake, assigned_counselor_id=None)) == []
 
 
 def test_an_assignment_tells_the_counselor_unless_a_referral_already_did():
-    [draft] = domain.route_client_assigned({"client_id": "cl-1", "counselor_id": "co-3"})
+    assigned = ClientAssigned(client_id="cl-1", counselor_id="co-3", assigned_by="fd-1")
+    [draft] = domain.route_client_assigned(assigned)
     assert (draft.recipient_id, draft.kind) == ("co-3", "new_client")
-    assert domain.route_client_assigned({"client_id": "cl-1", "counselor_id": "co-3", "referral_id": "r-1"}) == []
+    assert domain.route_client_assigned(replace(assigned, referral_id="r-1")) == []
 
 
 def test_only_high_alliance_alerts_escalate():

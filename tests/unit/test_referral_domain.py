@@ -2,6 +2,7 @@ import random
 
 import pytest
 
+from services.common.events import ExitInterviewSubmitted
 from services.common.instruments import instrument_definitions
 from services.referral import domain
 from services.referral.domain import (ClientAlliance, ClientProfile, Counselor, Directory, FitStat,
@@ -176,7 +177,9 @@ EXIT = {"comfortable": 4, "style_fit": 4, "confident_progress": 4, "outside_expe
     ({"outside_expertise": True}, True), ({"wants_someone_else": True}, True),
 ])
 def test_poor_fit_in_an_exit_interview(changes, poor):
-    assert domain.exit_interview_shows_poor_fit({**EXIT, **changes}, CONFIG) is poor
+    answers = ExitInterviewSubmitted(exit_interview_id="x-1", client_id="cl-1", counselor_id="co-1",
+                                     session_number=3, **{**EXIT, **changes})
+    assert domain.exit_interview_shows_poor_fit(answers, CONFIG) is poor
 
 
 def test_only_a_lasting_low_or_a_sustained_fall_asks_for_a_review():

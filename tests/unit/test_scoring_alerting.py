@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from services.common.events import ExitInterviewSubmitted
 from services.common.repair import repair_suggestion
 from services.scoring.domain import alerting, instruments as domain
 from services.scoring.adapters.rules import effective_settings
@@ -194,8 +195,10 @@ EXIT = {"enabled": True, "severity": "high", "below": 3, "when_wants_someone_els
 
 
 def exit_answers(comfortable, style_fit, confident_progress, wants_someone_else=False):
-    return {"comfortable": comfortable, "style_fit": style_fit, "confident_progress": confident_progress,
-            "wants_someone_else": wants_someone_else, "outside_expertise": False}
+    return ExitInterviewSubmitted(exit_interview_id="x-1", client_id="cl-1", counselor_id="co-1", session_number=3,
+                                  comfortable=comfortable, style_fit=style_fit,
+                                  confident_progress=confident_progress, wants_someone_else=wants_someone_else,
+                                  outside_expertise=False)
 
 
 @pytest.mark.parametrize("ratings, alerted", [((4, 3, 3), False), ((3, 3, 3), False), ((3, 3, 2), True)])

@@ -7,7 +7,7 @@ from marshmallow import ValidationError
 from services.scoring.domain.alerting import EXIT_INTERVIEW_RULE, RULES
 from services.scoring.adapters.rules import (RULES_FILE, alert_defaults, effective_settings, parse_alert_defaults,
                                     stored_overrides)
-from services.scoring.entrypoints.schemas import AlertSettingsUpdateSchema, RuleSettingsSchema
+from services.scoring.domain.settings import AlertSettingsUpdateSchema, RuleSettingsSchema
 
 
 def test_the_shipped_configuration_sets_a_budget_and_every_rule_and_no_instrument_layers():

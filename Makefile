@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 export RAPPORT_KAFKA_PORT ?= 9092
 export RAPPORT_KAFKA_CONTROLLER_PORT ?= 9093
 export RAPPORT_MONGO_PORT ?= 27017
+# The one origin of `make up` (deploy/local/gateway.py: / intake, /scoring/, /referral/, /notify/); up.sh makes
+# every RAPPORT_<SERVICE>_URL this origin plus the service's prefix.
+export RAPPORT_ENTRY_PORT ?= 8000
 export RAPPORT_INTAKE_PORT ?= 8001
 export RAPPORT_SCORING_PORT ?= 8002
 export RAPPORT_REFERRAL_PORT ?= 8003

@@ -23,6 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 INTAKE = f"http://127.0.0.1:{os.environ.get('RAPPORT_INTAKE_PORT', '8001')}"
 NOTIFY = f"http://127.0.0.1:{os.environ.get('RAPPORT_NOTIFY_PORT', '8004')}"
+# People sign in on the one origin (`make up` sets RAPPORT_INTAKE_URL to the gateway's); the seeding above
+# talks to the APIs' own ports.
+SIGN_IN = f"{os.environ.get('RAPPORT_INTAKE_URL', INTAKE)}/signin"
 # Every demo login shares one password; local demo data only.
 PASSWORD = os.environ.get("RAPPORT_DEMO_PASSWORD", "rapport-demo-2026")
 ORG, DOMAIN = "demo-org", "demo.rapport"
@@ -189,7 +192,7 @@ def main() -> int:
                  "the alert for Avery's fall is still on its way."))
     else:
         print("Demo data already seeded.")
-    print(f"\nDemo logins (password for all: {PASSWORD}), sign in at {INTAKE}/signin")
+    print(f"\nDemo logins (password for all: {PASSWORD}), sign in at {SIGN_IN}")
     for login, role in (("frontdesk", "front desk, North"), ("frontdesk.south", "front desk, South"),
                         ("ana", "counselor, North (has an alert)"), ("supervisor.north", "supervisor, North"),
                         ("admin", "admin, every clinic")):

@@ -1,7 +1,10 @@
-"""The whole platform as separate processes — four gunicorn APIs and four workers — on given components.
+"""The whole platform as separate processes — four gunicorn APIs, four workers and the one-origin gateway —
+on given components.
 
 Used by the end-to-end tests, the fault suite and the benchmarks, so that all of them run the services the
-way `make up` does.
+way `make up` does: a browser uses `entry_url` (deploy/local/gateway.py routes /, /scoring/, /referral/,
+/notify/ as deploy/proxy does), and every service's RAPPORT_<SERVICE>_URL, the base of the links and
+redirects it makes, is that origin plus its prefix. `urls` stay each API's own address, for API calls.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from deploy.local import runtime
 from deploy.local.components import Components, Process, free_port, start_process
 
 SERVICES = ("intake", "scoring", "referral", "notify")
+# Where each service is served on the one origin (deploy/proxy/nginx.conf, deploy/local/gateway.py).
+PREFIXES = {"intake": "", "scoring": "/scoring", "referral": "/referral", "notify": "/notify"}
 
 
 @dataclass
@@ -23,6 +28,7 @@ class Platform:
     worker_urls: dict[str, str]
     processes: dict[str, Process]
     kafka_bootstrap: str
+    entry_url: str  # the one origin a browser uses (deploy/local/gateway.py)
     envs: dict[str, dict[str, str]] = field(repr=False, default_factory=dict)
     folder: Path | None = None
 
@@ -48,14 +54,15 @@ def start_platform(components: Components, folder: Path, extra_env: dict[str, st
     ports = {name: free_port() for name in SERVICES}
     worker_ports = {name: free_port() for name in SERVICES}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    entry_url = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ,
            "RAPPORT_KAFKA_BOOTSTRAP": components.kafka_bootstrap, "RAPPORT_MONGO_URI": components.mongo_uri,
            "RAPPORT_DB_PREFIX": f"p{uuid.uuid4().hex[:8]}", "RAPPORT_OUTBOX_GRACE_S": "1",
            "RAPPORT_WEB_WORKERS": str(web_workers), "PYTHONUNBUFFERED": "1",
-           **{f"RAPPORT_{name.upper()}_URL": url for name, url in urls.items()},
+           **{f"RAPPORT_{name.upper()}_URL": entry_url + prefix for name, prefix in PREFIXES.items()},
            **(extra_env or {})}
     platform = Platform(urls, {n: f"http://127.0.0.1:{p}" for n, p in worker_ports.items()}, {},
-                        components.kafka_bootstrap, folder=folder)
+                        components.kafka_bootstrap, entry_url, folder=folder)
     try:
         for name in SERVICES:
             platform.start(f"{name}-api", [
@@ -66,8 +73,11 @@ def start_platform(components: Components, folder: Path, extra_env: dict[str, st
             platform.start(f"{name}-worker", [sys.executable, "-m", f"services.{name}.entrypoints.worker"],
                            {**env, "RAPPORT_WORKER_HTTP_PORT": str(worker_ports[name]),
                             "RAPPORT_CONSUMER_GROUP": f"{name}-{env['RAPPORT_DB_PREFIX']}"})
-        runtime.wait_http([f"{url}/readyz" for url in (*urls.values(), *platform.worker_urls.values())],
-                          timeout_s=120)
+        platform.start("gateway", [
+            sys.executable, str(runtime.ROOT / "deploy" / "local" / "gateway.py"),
+            "--port", entry_url.rsplit(":", 1)[1], *(f"--{name}={url}" for name, url in urls.items())], env)
+        runtime.wait_http([f"{url}/readyz" for url in (*urls.values(), *platform.worker_urls.values())]
+                          + [f"{entry_url}/_proxy/healthz"], timeout_s=120)
     except BaseException:
         platform.stop()
         raise

@@ -9,13 +9,18 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+from services.common.mail import SmtpSettings
+
 
 DEVELOPMENT_JWT_SECRET = "rapport-development-only-secret-change-me-000000"
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
-@dataclass(frozen=True)
-class Settings:
+# Keyword-only: `service` has no default and follows SmtpSettings' fields.
+@dataclass(frozen=True, kw_only=True)
+class Settings(SmtpSettings):
+    """Every service's settings, from RAPPORT_<NAME> variables. The smtp_* fields (SmtpSettings) are the relay
+    for messages to clients, which intake sends: their links and reminders."""
     service: str
     kafka_bootstrap: str = "127.0.0.1:9092"
     # How every Kafka client of the service connects: PLAINTEXT (local), SSL, SASL_PLAINTEXT or SASL_SSL. With
@@ -64,6 +69,17 @@ class Settings:
     scoring_url: str = "http://127.0.0.1:8002"
     referral_url: str = "http://127.0.0.1:8003"
     notify_url: str = "http://127.0.0.1:8004"
+    # Reminders of an unanswered client link, sent by intake's worker: the first this many hours after the
+    # link was created or last sent, at most `link_reminder_max` of them (0: none), checked every poll.
+    link_reminder_after_hours: float = 48.0
+    link_reminder_max: int = 1
+    link_reminder_poll_s: float = 60.0
+    # Text messages go to an SMS gateway of the deployment's choosing as a signed webhook (POST {to, body});
+    # no URL means no SMS at all. The secret signs each request (X-Rapport-Signature).
+    sms_webhook_url: str = ""
+    sms_webhook_secret: str = ""
+    # Internal hosts or networks the SMS webhook may reach (comma-separated), as notify's webhook_allowed.
+    sms_webhook_allowed: str = ""
 
     @property
     def database(self) -> str:
@@ -90,12 +106,14 @@ class Settings:
                 continue
             raw = environ.get(f"RAPPORT_{field.name.upper()}")
             if raw is not None:
-                values[field.name] = _coerce(field.type, raw, field.name)
+                values[field.name] = coerce(field.type, raw, f"RAPPORT_{field.name.upper()}")
         settings = replace(cls(service=service, **values), **dict(overrides or {}))
         if settings.environment != "development" and settings.jwt_secret == DEVELOPMENT_JWT_SECRET:
             raise ValueError("RAPPORT_JWT_SECRET must be set outside development (RAPPORT_ENVIRONMENT)")
         if len(settings.jwt_secret) < 32:
             raise ValueError("RAPPORT_JWT_SECRET must be at least 32 characters")
+        if settings.sms_webhook_url and len(settings.sms_webhook_secret) < 16:
+            raise ValueError("RAPPORT_SMS_WEBHOOK_URL needs RAPPORT_SMS_WEBHOOK_SECRET (at least 16 characters)")
         if settings.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
             raise ValueError(f"RAPPORT_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}")
         if settings.kafka_security_protocol.startswith("SASL") and not (
@@ -105,12 +123,19 @@ class Settings:
         return settings
 
 
-def _coerce(type_name: Any, raw: str, name: str) -> Any:
+def coerce(type_name: Any, raw: str, variable: str) -> Any:
+    """An environment variable's text as its field's type (under `from __future__ import annotations` the
+    type is its name); a value that does not fit names the variable."""
     try:
+        if type_name in (bool, "bool"):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1", "yes")
         if type_name in (int, "int"):
             return int(raw)
         if type_name in (float, "float"):
             return float(raw)
     except ValueError:
-        raise ValueError(f"RAPPORT_{name.upper()} must be a number, got {raw!r}") from None
+        expected = "true or false" if type_name in (bool, "bool") else "a number"
+        raise ValueError(f"{variable} must be {expected}, got {raw!r}") from None
     return raw

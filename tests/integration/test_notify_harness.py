@@ -22,7 +22,7 @@ from deploy.local.components import free_port
 from services.common.config import Settings
 from services.common.events import Event
 from services.common.kafka import EventProducer
-from services.notify import domain
+from services.common.webhooks import sign_webhook, verify_webhook
 from tests.support.kafka_reader import wait_for
 
 
@@ -101,7 +101,7 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                verified = domain.verify_webhook(receiver.secret, self.headers.get("X-Rapport-Signature", ""), body)
+                verified = verify_webhook(receiver.secret, self.headers.get("X-Rapport-Signature", ""), body)
                 status = 401 if not verified else 500 if receiver.fail_next > 0 else 200
                 if verified and receiver.fail_next > 0:
                     receiver.fail_next -= 1
@@ -164,7 +164,7 @@ def test_the_webhook_receiver_rejects_a_wrong_signature(webhook_receiver):
     body = b'{"x":1}'
     for secret, expected in (("wrong", 401), ("right", 200)):
         request = urllib.request.Request(webhook_receiver.url, data=body, method="POST", headers={
-            "X-Rapport-Signature": domain.sign_webhook(secret, 1700000000, body)})
+            "X-Rapport-Signature": sign_webhook(secret, 1700000000, body)})
         try:
             status = urllib.request.urlopen(request, timeout=5).status
         except urllib.error.HTTPError as exc:

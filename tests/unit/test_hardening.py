@@ -7,8 +7,8 @@ from marshmallow import ValidationError
 
 from services.common.schemas import PlainText
 from services.common.web.app import json_depth
-from services.notify.adapters.webhooks import (NOT_ALLOWED, Allowance, DeliveryError, check_url, is_public,
-                                      vetted_address)
+from services.common.webhooks import (NOT_ALLOWED, Allowance, DeliveryError, check_url, is_public, sign_webhook,
+                                      verify_webhook, vetted_address)
 
 
 def test_json_depth_counts_nesting_outside_strings():
@@ -58,3 +58,12 @@ def test_names_resolving_to_internal_addresses_are_refused_unless_the_deployment
     assert allowance.permits("hooks.internal.example", ipaddress.ip_address("192.168.1.1"))
     assert allowance.permits("other.example", ipaddress.ip_address("10.20.3.4"))
     assert not allowance.permits("other.example", ipaddress.ip_address("10.21.3.4"))
+
+
+def test_a_webhook_signature_binds_body_and_timestamp():
+    header = sign_webhook("s3cret", 1700000000, b'{"a":1}')
+    assert header.startswith("t=1700000000,v1=")
+    assert verify_webhook("s3cret", header, b'{"a":1}')
+    assert not verify_webhook("s3cret", header, b'{"a":2}')
+    assert not verify_webhook("other", header, b'{"a":1}')
+    assert not verify_webhook("s3cret", header.replace("t=1700000000", "t=1700000001"), b'{"a":1}')

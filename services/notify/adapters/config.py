@@ -1,6 +1,9 @@
-"""Notify's own settings (SMTP, retries, escalation), read from RAPPORT_NOTIFY_<NAME> variables.
+"""Notify's own settings (its SMTP relay for alerts to staff, webhooks, retries, escalation), read from
+RAPPORT_NOTIFY_<NAME> variables.
 
-They sit beside the shared Settings because no other service sends e-mail or webhooks.
+They sit beside the shared Settings because only notify sends alerts to staff; intake's messages to clients
+use the shared RAPPORT_SMTP_* (services/common/config.py). The SMTP fields and the sender are shared:
+services/common/mail.py.
 """
 from __future__ import annotations
 
@@ -9,19 +12,14 @@ from dataclasses import dataclass, fields, replace
 from functools import cache
 from typing import Any, Mapping
 
+from services.common.config import coerce
+from services.common.mail import SmtpSettings
+
 PREFIX = "RAPPORT_NOTIFY_"
 
 
 @dataclass(frozen=True)
-class NotifySettings:
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
-    # "true" upgrades the connection with STARTTLS before any credentials are sent.
-    smtp_starttls: bool = False
-    smtp_username: str = ""
-    smtp_password: str = ""
-    smtp_from: str = "rapport@localhost"
-    smtp_timeout_s: float = 10.0
+class NotifySettings(SmtpSettings):
     webhook_timeout_s: float = 5.0
     # Internal webhook receivers the deployment allows, by host name or network (comma-separated, e.g.
     # "10.20.0.0/16,hooks.internal.example"). Every other internal address is refused.
@@ -45,23 +43,8 @@ class NotifySettings:
         for field in fields(cls):
             raw = environ.get(f"{PREFIX}{field.name.upper()}")
             if raw is not None:
-                values[field.name] = _coerce(field.type, raw, field.name)
+                values[field.name] = coerce(field.type, raw, f"{PREFIX}{field.name.upper()}")
         return replace(cls(**values), **dict(overrides or {}))
-
-
-def _coerce(type_name: Any, raw: str, name: str) -> Any:
-    try:
-        if type_name in (bool, "bool"):
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1", "yes")
-        if type_name in (int, "int"):
-            return int(raw)
-        if type_name in (float, "float"):
-            return float(raw)
-    except ValueError:
-        raise ValueError(f"{PREFIX}{name.upper()} has an invalid value") from None
-    return raw
 
 
 @cache

@@ -37,6 +37,13 @@ class Notification(me.Document):
     alert_id = me.StringField()
     alert_kind = me.StringField()
     rules = me.ListField(me.StringField())
+    # For alliance alerts, from alliance.dropped (numbers only, see domain.AlertScores): the session's total,
+    # the client's usual level before it, the session's goal/task/bond item means and the client's usual
+    # level of each (those known; none for alerts stored before they were kept).
+    total = me.FloatField()
+    usual_total = me.FloatField()
+    subscales = me.DictField()
+    usual_subscales = me.DictField()
     link = me.StringField(required=True)
     created_at = me.DateTimeField(default=utcnow)
     acknowledged_at = me.DateTimeField()
@@ -55,7 +62,15 @@ class Notification(me.Document):
     def draft(self) -> domain.Draft:
         return domain.Draft(self.recipient_id, self.kind, self.severity, self.client_id, self.counselor_id,
                             self.rule, self.dimension, self.session_number, self.referral_id, self.alert_id,
-                            self.alert_kind, tuple(self.rules or ()))
+                            self.alert_kind, tuple(self.rules or ()), self.scores)
+
+    @property
+    def scores(self) -> domain.AlertScores | None:
+        """None for other notifications and for alerts stored before scores were kept."""
+        if self.total is None:
+            return None
+        return domain.AlertScores(self.total, self.usual_total, dict(self.subscales or {}),
+                                  {s: float(v) for s, v in (self.usual_subscales or {}).items() if v is not None})
 
     @property
     def suggestion(self) -> str | None:

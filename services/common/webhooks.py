@@ -8,9 +8,13 @@ to the vetted address itself (so a DNS answer cannot change between the check an
 again once connected, and redirects are never followed. Plain http is for development only. What a failure
 says is a class of outcome, never what answered at an address: a refused destination, one that could not
 be reached and one that closed the connection all read alike to the person who set the URL.
+
+Shared by notify (staff webhooks) and intake (the SMS gateway's webhook): one poster, one signature.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import ipaddress
 import socket
@@ -19,7 +23,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from services.notify import domain
+
+def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
+    """Value of X-Rapport-Signature: `t=<ts>,v1=<hex HMAC-SHA256 of "<ts>." + body>`.
+
+    Binding the timestamp lets a receiver reject replays of an old body.
+    """
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_webhook(secret: str, header: str, body: bytes) -> bool:
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        expected = sign_webhook(secret, int(parts["t"]), body)
+    except (KeyError, ValueError):
+        return False
+    return hmac.compare_digest(expected, header)
 
 
 class DeliveryError(Exception):
@@ -126,9 +146,9 @@ class WebhookPoster:
         else:
             connection = _PinnedHTTP(host, port, timeout=self._timeout_s)
         connection.pinned, connection.allowance = address, self._allowance
-        headers = {"Content-Type": "application/json", "User-Agent": "rapport-notify",
+        headers = {"Content-Type": "application/json", "User-Agent": "rapport",
                    "X-Rapport-Delivery": delivery_id,
-                   "X-Rapport-Signature": domain.sign_webhook(secret, int(now.timestamp()), body)}
+                   "X-Rapport-Signature": sign_webhook(secret, int(now.timestamp()), body)}
         try:
             connection.request("POST", path, body=body, headers=headers)
             status = connection.getresponse().status

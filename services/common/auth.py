@@ -66,11 +66,19 @@ class Identity:
 
     def client_filter(self) -> dict:
         """The filter for client data: the caller's clinics (admins: the organisation), and for a counselor
-        only their own clients (documents naming the counselor in `counselor_id`)."""
-        narrowed = self.clinic_filter()
+        their own clients (documents naming the counselor in `counselor_id`) in any clinic of the
+        organisation.
+
+        A counselor's access follows the assignment, not the clinics in their token: a telehealth counselor
+        of one clinic who takes a client of another (an accepted referral) must open that client's record,
+        their own sessions' scores and their notifications. Whether a counselor may take a client of that
+        clinic is decided once, when the client is assigned (intake's `domain.check_assignment`: same
+        clinic, or telehealth); checking the clinic again here would only lock out a counselor the
+        organisation placed there. The counterpart: a counselor moved to another clinic keeps seeing the
+        clients still assigned to them until they are reassigned."""
         if self.role == "counselor":
-            narrowed["counselor_id"] = self.staff_id
-        return narrowed
+            return {"org_id": self.org_id, "counselor_id": self.staff_id}
+        return self.clinic_filter()
 
 
 def issue_token(settings: Settings, identity: Identity, now: datetime | None = None) -> str:

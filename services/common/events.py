@@ -227,12 +227,21 @@ class AllianceDropped(_SessionComparison):
     # How far below the client's baseline, in their SDs; None for level and exit-interview alerts.
     fall_sd: float | None = wire(fields.Float(allow_none=True, load_default=None))
     subscales: SubscaleScores = wire(_subscales(load_default=SubscaleScores))
+    # The client's usual level of each subscale: its mean over the same baseline sessions as baseline_mean
+    # (None for a subscale with no values there; all None without a baseline and for exit interviews).
+    usual_subscales: SubscaleScores = wire(_subscales(load_default=SubscaleScores))
+
+    @classmethod
+    def of(cls, source: Any, **values: Any) -> Self:
+        # A source kept before usual subscale levels were (an older stored alert) has none.
+        values.setdefault("usual_subscales", getattr(source, "usual_subscales", None) or {})
+        return super().of(source, **values)
 
 
 # alliance.dropped version 1: one event per rule that fired, read as version 2 (see UPCASTERS).
 _AllianceDroppedV1 = type("AllianceDroppedV1", (PayloadSchema,), {
     **{name: field_ for name, field_ in AllianceDropped.Schema._declared_fields.items()
-       if name not in ("kind", "rules", "fall_sd", "subscales")},
+       if name not in ("kind", "rules", "fall_sd", "subscales", "usual_subscales")},
     # Checked when read as version 2: here it stays plain data for the upcaster.
     "subscales": fields.Dict(load_default=dict), "rule": Id(required=True)})
 
@@ -262,19 +271,33 @@ class ReferralRecommended(Payload):
     candidates: list[Candidate] = wire(fields.List(fields.Nested(Candidate.Schema), required=True))
 
 
+REFERRAL_DECISIONS = ("accepted", "declined", "superseded")
+
+
 @payload_type
 class ReferralDecided(Payload):
-    """A supervisor accepted a candidate (intake reassigns the client) or declined the referral."""
+    """A supervisor accepted a candidate (intake reassigns the client) or declined the referral, or referral
+    closed it as superseded: the client was reassigned (by another referral or by staff) while it was open,
+    so it was made on facts that no longer hold. For a superseded referral `decided_by` is whoever made that
+    assignment and `new_counselor_id` the client's counselor since."""
 
     referral_id: str = wire(Id(required=True))
     client_id: str = wire(Id(required=True))
-    decision: str = wire(Code(("accepted", "declined"), required=True))
+    decision: str = wire(Code(REFERRAL_DECISIONS, required=True))
     decided_by: str = wire(Id(required=True))
     previous_counselor_id: str | None = wire(Id(load_default=None, allow_none=True))
     new_counselor_id: str | None = wire(Id(load_default=None, allow_none=True))
     # A code, not prose: the supervisor's own words stay in referral.
     decline_reason: str | None = wire(Code(("no_suitable_candidate", "client_declined", "clinical_judgement",
                                             "other"), load_default=None, allow_none=True))
+
+
+# referral.decided version 1 knew only "accepted" and "declined"; its payloads read as version 2 unchanged.
+# Version 2 because a consumer written for version 1 would dead-letter "superseded" as invalid: the new
+# version number says so up front (a consumer that does not know it refuses it as unsupported).
+_ReferralDecidedV1 = type("ReferralDecidedV1", (PayloadSchema,), {
+    **ReferralDecided.Schema._declared_fields,
+    "decision": Code(REFERRAL_DECISIONS[:2], required=True)})
 
 
 @payload_type
@@ -328,14 +351,17 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
     Topic.STAFF_UPDATED.value: StaffUpdated,
     Topic.ALERT_ACKNOWLEDGED.value: AlertAcknowledged,
 }
-CURRENT_VERSION = {type_: 1 for type_ in PAYLOAD_TYPES} | {Topic.ALLIANCE_DROPPED.value: 2}
+CURRENT_VERSION = {type_: 1 for type_ in PAYLOAD_TYPES} | {Topic.ALLIANCE_DROPPED.value: 2,
+                                                            Topic.REFERRAL_DECIDED.value: 2}
 # Every (type, version) a consumer accepts -> the schema that checks it.
 PAYLOAD_SCHEMAS: dict[tuple[str, int], type[PayloadSchema]] = {
     **{(type_, CURRENT_VERSION[type_]): payload.Schema for type_, payload in PAYLOAD_TYPES.items()},
     (Topic.ALLIANCE_DROPPED.value, 1): _AllianceDroppedV1,
+    (Topic.REFERRAL_DECIDED.value, 1): _ReferralDecidedV1,
 }
 # Older versions still on the topics are read as the current one: (type, old version) -> payload upcaster.
-UPCASTERS = {(Topic.ALLIANCE_DROPPED.value, 1): _alliance_dropped_v1_to_v2}
+UPCASTERS = {(Topic.ALLIANCE_DROPPED.value, 1): _alliance_dropped_v1_to_v2,
+             (Topic.REFERRAL_DECIDED.value, 1): dict}
 
 
 class EnvelopeSchema(Schema):

@@ -76,6 +76,8 @@ class RegisterClient:
     urgency: str = "routine"
     notes: str | None = None
     counselor_id: str | None = None
+    # Consent to be contacted, per channel ({"email": bool, "sms": bool}); empty: none recorded.
+    contact_consent: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,31 @@ class CreateFeedbackRequest:
     session_id: str
     kind: str
     valid_for: timedelta
+    # Required when the client answered this session already (domain.check_reissue).
+    reissue_reason: str | None = None
+    reissue_note: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordContactConsent:
+    """The client agrees to (or withdraws from) being contacted by e-mail and by text message."""
+    actor: Identity
+    client_id: str
+    email: bool
+    sms: bool
+
+
+@dataclass(frozen=True)
+class SendLink:
+    """Send an open link to the client by e-mail or text message, with their consent."""
+    actor: Identity
+    request_id: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class SendDueReminders:
+    """The worker's pass: remind clients of open links they have not answered (domain.reminder_due)."""
 
 
 @dataclass(frozen=True)

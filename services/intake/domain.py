@@ -3,7 +3,7 @@ must look like, what state a link is in, and whether a counselor may take a clie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 # Who may use which part of intake. Everyone signed in may read client data of their clinics.
@@ -191,6 +191,21 @@ def check_assignment(org_id: str, clinic_id: str, counselor: CounselorFacts | No
         raise Refused("counselor_id", "This counselor does not work at the client's clinic or offer telehealth.")
 
 
+def referral_is_stale(decided_for: str | None, current: str | None, already_recorded: bool) -> bool:
+    """Whether an accepted referral was decided on facts that no longer hold: it was made to move the client
+    away from `decided_for`, but the client's counselor is `current` now (another referral or the front desk
+    moved them first). A decision whose assignment is recorded already is a redelivery, never stale: the
+    client's counselor is then the one it chose."""
+    return not already_recorded and decided_for != current
+
+
+def counseled_before(staff_id: str, assignments: Sequence[tuple[str, str | None]]) -> bool:
+    """Whether the staff member was this client's counselor at some point: named in an assignment of the
+    history, as the counselor given or the one the client left (a first counselor set at registration
+    appears as the latter once the client moves)."""
+    return any(staff_id in pair for pair in assignments)
+
+
 def next_session_number(existing: Sequence[int]) -> int:
     return max(existing, default=0) + 1
 
@@ -209,3 +224,112 @@ def check_staff_change(actor_role: str, target_role: str, changed: frozenset[str
     beyond = sorted(changed - SUPERVISOR_EDITABLE)
     if beyond:
         raise Forbidden(beyond[0], "Only an administrator changes this.")
+
+
+# --- reaching the client with a link: consent, reasons for a second link, reminders, the message ---
+
+CONTACT_CHANNELS = ("email", "sms")
+# Why an exit interview is asked again for a session whose interview the client answered; "other" needs a
+# note. A session's rating is never asked again: a session is rated once (the first rating stands), so a new
+# feedback link would only tell the client it was answered.
+REISSUE_REASONS = {
+    "answered_by_someone_else": "Someone other than the client answered",
+    "client_asked_to_answer_again": "The client asked to answer again",
+    "other": "Another reason (say which in the note)",
+}
+REISSUE_NOTE_MAX = 500
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    """What decides whether a client may be sent something on a channel: consent and an address."""
+    email_consent: bool
+    sms_consent: bool
+    email: str | None
+    phone: str | None
+
+
+def contact_refusal(channel: str, facts: ContactFacts, sms_available: bool) -> str | None:
+    """Why the client may not be contacted on `channel` (a sentence for the front desk), or None if they may.
+    Consent is per channel and recorded; an address alone is not consent."""
+    if channel == "email":
+        if not facts.email_consent:
+            return "The client has not agreed to be contacted by e-mail: record their consent first."
+        if not facts.email:
+            return "No e-mail address is recorded for this client."
+        return None
+    if channel == "sms":
+        if not sms_available:
+            return "Text messages are not set up for this deployment."
+        if not facts.sms_consent:
+            return "The client has not agreed to text messages: record their consent first."
+        if not facts.phone:
+            return "No phone number is recorded for this client."
+        return None
+    return "Choose e-mail or text message."
+
+
+def check_contact(channel: str, facts: ContactFacts, sms_available: bool) -> None:
+    refusal = contact_refusal(channel, facts, sms_available)
+    if refusal:
+        raise Refused("channel", refusal)
+
+
+def check_reissue(kind: str, already_answered: bool, reason: str | None, note: str | None) -> None:
+    """A rated session gets no second feedback link, and the front desk is told why. An answered exit
+    interview is asked again only with a reason (and, for "other", a note): an accidental second link asks
+    the client twice; a deliberate one leaves a record of why."""
+    if not already_answered:
+        return
+    if kind == "feedback":
+        raise Refused("session_id", "The client rated this session already. A session is rated once, so a new "
+                                    "link would only tell them it was answered: record the next session instead.")
+    if not reason:
+        raise Refused("reissue_reason", "The client answered for this session already. Say why a new link "
+                                        "is needed, or leave it.")
+    if reason not in REISSUE_REASONS:
+        raise Refused("reissue_reason", "Choose one of the reasons.")
+    if reason == "other" and not (note or "").strip():
+        raise Refused("reissue_note", "Say in a few words why a new link is needed.")
+    if note and len(note) > REISSUE_NOTE_MAX:
+        raise Refused("reissue_note", f"Please keep the note under {REISSUE_NOTE_MAX} characters.")
+
+
+@dataclass(frozen=True)
+class ReminderPolicy:
+    after: timedelta  # since the link was made or last sent
+    max_reminders: int
+
+
+def reminder_due(policy: ReminderPolicy, state: str, reminders_sent: int, last_contact_at: datetime,
+                 now: datetime) -> bool:
+    """An open (unanswered, unexpired) link is reminded of `after` its last contact, up to `max_reminders`
+    times. Consent is checked separately (reminder_channel)."""
+    return state == "open" and reminders_sent < policy.max_reminders and now >= last_contact_at + policy.after
+
+
+def reminder_channel(facts: ContactFacts, sms_available: bool) -> str | None:
+    """E-mail where the client agreed to it and has an address, else a text message likewise, else none."""
+    return next((c for c in CONTACT_CHANNELS if contact_refusal(c, facts, sms_available) is None), None)
+
+
+@dataclass(frozen=True)
+class LinkMessage:
+    subject: str
+    body: str  # the e-mail's text
+    text: str  # the SMS
+
+
+# What a message to the client says: who asks and the link, nothing about why they see a counselor.
+_ASKS = {"feedback": "Your counselor asks how the session went.",
+         "exit_interview": "Your clinic asks a few questions about working with your counselor."}
+
+
+def link_message(kind: str, url: str, expires_at: datetime, reminder: bool) -> LinkMessage:
+    asks = _ASKS[kind]
+    lead = f"A reminder: {asks[0].lower()}{asks[1:]}" if reminder else asks
+    until = expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    body = (f"Hello,\n\n{lead} It takes about a minute:\n\n{url}\n\n"
+            f"The link works once, until {until}.\nIf you did not expect this message, you can ignore it.\n")
+    subject = "Reminder: a short question from your clinic" if reminder else "A short question from your clinic"
+    return LinkMessage(subject, body, f"{lead} {url}")

@@ -5,6 +5,8 @@ publishes them; whatever could not be published is left to the outbox relay in t
 """
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import mongoengine as me
@@ -15,18 +17,26 @@ import uuid
 from services.common import sessions
 from services.common.auth import Identity
 from services.common.bus import Clock
+from services.common.config import Settings
 from services.common.events import CrossTenantEvent, Event, InvalidEvent, Topic, derived_id, make_event, new_id
 from services.common.instruments import instrument_definitions
+from services.common.mail import SmtpMailer
 from services.common.outbox import Publish, outbox_entry, publish_or_defer
+from services.common.webhooks import DeliveryError
 
 from services.intake import domain, queries
+from services.intake.adapters import links
 from services.intake.adapters.accounts import MIN_PASSWORD_LENGTH, hash_password, normalise_email
-from services.intake.adapters.models import (Assignment, Client, Clinic, CounselorProfile, ExitInterview,
-                                             FeedbackRequest, FeedbackSubmission, Organisation, Session, Staff)
+from services.intake.adapters.models import (Assignment, Client, Clinic, ContactConsent, CounselorProfile,
+                                             ExitInterview, FeedbackRequest, FeedbackSubmission, LinkDelivery,
+                                             Organisation, Session, Staff)
+from services.intake.adapters.sms import SmsSender
 from services.intake.commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateClinic,
-                                      CreateFeedbackRequest, CreateStaff, RecordSession, RegisterClient,
-                                      SeedOrganisation, SignOut, SubmitFeedback, UpdateClinic, UpdateStaff)
+                                      CreateFeedbackRequest, CreateStaff, RecordContactConsent, RecordSession,
+                                      RegisterClient, SeedOrganisation, SendDueReminders, SendLink, SignOut,
+                                      SubmitFeedback, UpdateClinic, UpdateStaff)
 
+log = logging.getLogger(__name__)
 PRODUCER = "intake"
 # What of a client's preferences travels in intake.submitted; days and times stay here.
 EVENT_PREFERENCES = ("language", "modality", "counselor_gender")
@@ -223,7 +233,7 @@ def _announce_caseload(counselor_ids: list[str | None], publish: Publish, correl
 
 # --- clients, assignments and sessions ---
 
-def register_client(cmd: RegisterClient, publish: Publish) -> Client:
+def register_client(cmd: RegisterClient, publish: Publish, clock: Clock) -> Client:
     actor = cmd.actor
     try:
         clinic = queries.scoped_clinic(actor, cmd.clinic_id)
@@ -254,6 +264,7 @@ def register_client(cmd: RegisterClient, publish: Publish) -> Client:
         email=cmd.email, phone=cmd.phone, concerns=list(cmd.concerns), preferences=dict(cmd.preferences),
         urgency=cmd.urgency, notes=cmd.notes, counselor_id=cmd.counselor_id, assignments=assignments,
         assignment_ids=[a.assignment_id for a in assignments],
+        consents=[_consent(cmd.contact_consent, actor, clock())] if cmd.contact_consent else [],
         created_by=actor.staff_id, pending_events=[outbox_entry(e, key=client_id) for e in events],
     )
     client.save(force_insert=True)
@@ -323,14 +334,116 @@ def create_feedback_request(cmd: CreateFeedbackRequest, clock: Clock) -> Feedbac
     session = Session.objects(id=cmd.session_id, client_id=client.id).first()
     if session is None:
         raise domain.Refused("session_id", "No such session of this client.")
+    answered = queries.session_answered(client.id, session.number, cmd.kind)
+    domain.check_reissue(cmd.kind, answered, cmd.reissue_reason, cmd.reissue_note)
     clinic = Clinic.objects(id=client.clinic_id).first()
     request = FeedbackRequest(
         id=new_id(), kind=cmd.kind, org_id=client.org_id, clinic_id=client.clinic_id, client_id=client.id,
         counselor_id=session.counselor_id, session_id=session.id, session_number=session.number,
         instrument_id=clinic.instrument_id if cmd.kind == "feedback" else None,
-        expires_at=clock() + cmd.valid_for, created_by=cmd.actor.staff_id)
+        expires_at=clock() + cmd.valid_for, created_by=cmd.actor.staff_id,
+        reissue_reason=cmd.reissue_reason if answered else None,
+        reissue_note=((cmd.reissue_note or "").strip() or None) if answered else None)
     request.save(force_insert=True)
     return request
+
+
+# --- reaching the client: consent, sending a link, reminders ---
+
+# A reminder's id derives from its link and its number: recorded once, whichever pass or process gets there.
+REMINDER_NAMESPACE = uuid.UUID("5f0b8e3a-7c21-4d59-9e64-1a7b2c3d4e5f")
+
+
+def _consent(choice, actor: Identity, now: datetime) -> ContactConsent:
+    return ContactConsent(email=bool(choice.get("email")), sms=bool(choice.get("sms")),
+                          recorded_by=actor.staff_id, recorded_at=now)
+
+
+def record_contact_consent(cmd: RecordContactConsent, clock: Clock) -> Client:
+    """Appended, never overwritten: who recorded which consent when stays on the record."""
+    client = queries.scoped_client(cmd.actor, cmd.client_id)
+    Client.objects(id=client.id).update_one(
+        push__consents=_consent({"email": cmd.email, "sms": cmd.sms}, cmd.actor, clock()))
+    client.reload()
+    return client
+
+
+def send_link(cmd: SendLink, clock: Clock, settings: Settings, mailer: SmtpMailer,
+              sms: SmsSender | None) -> LinkDelivery:
+    request, client = queries.scoped_request(cmd.actor, cmd.request_id)
+    now = clock()
+    state = domain.link_state(request.expires_at, request.answered_at is not None, now)
+    if state != "open":
+        raise domain.Refused("channel", f"This link is {state}: make a new one to send.")
+    domain.check_contact(cmd.channel, queries.contact_facts(client), sms is not None)
+    delivery = LinkDelivery(id=new_id(), request_id=request.id, org_id=client.org_id, client_id=client.id,
+                            channel=cmd.channel, purpose="link", sent_by=cmd.actor.staff_id, at=now,
+                            outcome="sending")
+    delivery.save(force_insert=True)
+    _deliver(delivery, request, client, settings, mailer, sms, now)
+    if delivery.outcome == "failed":
+        raise domain.Refused("channel", f"The message could not be sent ({delivery.error}). Check the address, "
+                                        "or try again later.")
+    FeedbackRequest.objects(id=request.id).update_one(set__last_sent_at=now)
+    return delivery
+
+
+def send_due_reminders(cmd: SendDueReminders, clock: Clock, settings: Settings, mailer: SmtpMailer,
+                       sms: SmsSender | None) -> int:
+    """One reminder for each open link that is due and whose client agreed to a channel; the number sent.
+
+    A reminder is recorded (and counted on its link) before it is sent, under an id derived from the link
+    and the reminder's number. So a pass that dies mid-send, or two workers at once, never send it twice;
+    the price is that a reminder recorded but not sent when the process died is not sent at all. For a
+    nudge to a client, one missed is better than one too many.
+    """
+    now = clock()
+    policy = domain.ReminderPolicy(timedelta(hours=settings.link_reminder_after_hours), settings.link_reminder_max)
+    sent = 0
+    for request in FeedbackRequest.objects(answered_at=None, expires_at__gt=now,
+                                           reminders_sent__lt=policy.max_reminders):
+        state = domain.link_state(request.expires_at, False, now)
+        if not domain.reminder_due(policy, state, request.reminders_sent, request.last_sent_at or request.created_at,
+                                   now):
+            continue
+        client = Client.objects(id=request.client_id).first()
+        channel = client and domain.reminder_channel(queries.contact_facts(client), sms is not None)
+        if not channel:
+            continue
+        number = request.reminders_sent + 1
+        delivery = LinkDelivery(id=derived_id(REMINDER_NAMESPACE, request.id, number), request_id=request.id,
+                                org_id=client.org_id, client_id=client.id, channel=channel, purpose="reminder",
+                                at=now, outcome="sending")
+        try:
+            delivery.save(force_insert=True)
+        except (me.NotUniqueError, DuplicateKeyError):
+            recorded = True  # an earlier pass recorded it and stopped before counting it
+        else:
+            recorded = False
+        FeedbackRequest.objects(id=request.id, reminders_sent__lt=number).update_one(
+            set__reminders_sent=number, set__last_sent_at=now)
+        if not recorded:
+            _deliver(delivery, request, client, settings, mailer, sms, now)
+            sent += delivery.outcome == "sent"
+    return sent
+
+
+def _deliver(delivery: LinkDelivery, request: FeedbackRequest, client: Client, settings: Settings,
+             mailer: SmtpMailer, sms: SmsSender | None, now: datetime) -> None:
+    """Send a recorded delivery and record its outcome; a failure is kept, not raised."""
+    url = links.url(settings.intake_url, settings.jwt_secret, request.kind, request.id, request.expires_at)
+    message = domain.link_message(request.kind, url, request.expires_at, reminder=delivery.purpose == "reminder")
+    try:
+        if delivery.channel == "email":
+            mailer.send(client.email, message.subject, message.body, f"<{delivery.id}@rapport.invalid>", now)
+        else:
+            sms.send(client.phone, message.text, delivery.id, now)
+    except DeliveryError as exc:
+        delivery.outcome, delivery.error = "failed", str(exc)
+        log.warning("link delivery %s failed: %s", delivery.id, exc)
+    else:
+        delivery.outcome = "sent"
+    LinkDelivery.objects(id=delivery.id).update_one(set__outcome=delivery.outcome, set__error=delivery.error)
 
 
 def submit_feedback(cmd: SubmitFeedback, publish: Publish) -> FeedbackSubmission:
@@ -416,7 +529,8 @@ def answer_exit_interview(cmd: AnswerExitInterview, publish: Publish, clock: Clo
 # --- events from other services ---
 
 def handle_referral_decided(event: Event, publish: Publish) -> None:
-    """An accepted referral moves the client to the chosen counselor, once per decision event."""
+    """An accepted referral moves the client to the chosen counselor, once per decision event, unless the
+    client was moved since the referral was made (declined and superseded referrals change nothing)."""
     p = event.payload
     if p.decision != "accepted":
         return
@@ -430,6 +544,17 @@ def handle_referral_decided(event: Event, publish: Publish) -> None:
                                 _counselor_facts(Staff.objects(id=p.new_counselor_id).first()))
     except domain.Refused as exc:
         raise InvalidEvent(f"new_counselor_id: {exc.message}") from None
+    if domain.referral_is_stale(p.previous_counselor_id, client.counselor_id, event.event_id in client.assignment_ids):
+        # Decided on stale facts: the client was moved since (another referral, the front desk) and referral
+        # had not heard of it yet when the supervisor accepted (it refuses such an accept itself otherwise).
+        # Moving the client again would undo the newer assignment, so the decision is consumed without
+        # effect: not dead-lettered (an operator could only discard it, and a replay would land there
+        # again) and not retried (it can never become right). Referral learns of the newer assignment from
+        # client.assigned and closes what is still open; its page shows the accepted referral not carried out.
+        # Checked after the event's own content, so a foreign counselor is dead-lettered, stale or not.
+        log.warning("referral %s not carried out: decided for counselor %s, the client's is %s",
+                    p.referral_id, p.previous_counselor_id, client.counselor_id)
+        return
     # The assignment id is the event id: a redelivery finds the assignment recorded and adds nothing.
     _assign(client, p.new_counselor_id, assigned_by=p.decided_by, assignment_id=event.event_id,
             referral_id=p.referral_id, correlation_id=event.correlation_id, publish=publish)
@@ -446,6 +571,9 @@ COMMAND_HANDLERS: dict[type, Callable[..., Any]] = {
     AssignCounselor: assign_counselor,
     RecordSession: record_session,
     CreateFeedbackRequest: create_feedback_request,
+    RecordContactConsent: record_contact_consent,
+    SendLink: send_link,
+    SendDueReminders: send_due_reminders,
     SubmitFeedback: submit_feedback,
     AnswerFeedbackLink: answer_feedback_link,
     AnswerExitInterview: answer_exit_interview,

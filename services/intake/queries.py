@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
 
+from mongoengine import Q
+
 from services.common.auth import Identity
 from services.common.instruments import instrument_definitions
 
 from services.intake import domain
 from services.intake.adapters.models import (Client, Clinic, CounselorProfile, ExitInterview, FeedbackRequest,
-                                             FeedbackSubmission, Organisation, Session, Staff)
+                                             FeedbackSubmission, LinkDelivery, Organisation, Session, Staff)
 
 RECENT_CLIENTS = 20
 
@@ -103,6 +105,30 @@ def counselor_views(staff: list[Staff]) -> list[dict]:
     return views
 
 
+def assignable_counselors(identity: Identity, client: Client) -> list[dict]:
+    """The counselor picker on a client's record: the active counselors the caller sees whom the client may be
+    given (domain.check_assignment: at the client's clinic, or offering telehealth), each with what fits the
+    client (`matches`: the client's concerns among their specialties; `speaks`: the preferred language), those
+    accepting and fitting best first, then the freest. The order suggests; the person at the desk chooses."""
+    staff = Staff.objects(Q(clinic_ids=client.clinic_id) | Q(counselor__modalities="telehealth"), role="counselor",
+                          active=True, **_staff_filter(identity))
+    language = (client.preferences or {}).get("language")
+    views = counselor_views(list(staff))
+    for view in views:
+        view["matches"] = [c for c in client.concerns if c in view["specialties"]]
+        view["speaks"] = bool(language) and language in view["languages"]
+        view["at_clinic"] = client.clinic_id in view["clinic_ids"]
+    return sorted(views, key=lambda v: (not v["accepting_new_clients"], -len(v["matches"]), not v["speaks"],
+                                        v["caseload"] / max(v["weekly_capacity"] or 1, 1), v["display_name"]))
+
+
+def staff_names(identity: Identity, staff_ids) -> dict[str, str]:
+    """Display names of staff of the caller's organisation by id: the counselors a client's record names,
+    wherever they work (a telehealth counselor may be at another clinic)."""
+    ids = [i for i in set(staff_ids) if i]
+    return {s.id: s.display_name for s in Staff.objects(org_id=identity.org_id, id__in=ids).only("id", "display_name")}
+
+
 # --- clients and what belongs to them ---
 
 def clients(identity: Identity, clinic_id: str | None = None, counselor_id: str | None = None,
@@ -141,6 +167,38 @@ def feedback_requests_of(client: Client) -> list[FeedbackRequest]:
     return list(FeedbackRequest.objects(client_id=client.id).order_by("-created_at"))
 
 
+def scoped_request(actor: Identity, request_id: str) -> tuple[FeedbackRequest, Client]:
+    """A client's link and the client, if the caller may see that client (NotFound otherwise)."""
+    request = FeedbackRequest.objects(id=request_id, org_id=actor.org_id).first()
+    if request is None:
+        raise domain.NotFound("link")
+    return request, scoped_client(actor, request.client_id)
+
+
+def deliveries_of(request: FeedbackRequest) -> list[LinkDelivery]:
+    return list(LinkDelivery.objects(request_id=request.id).order_by("at"))
+
+
+def contact_facts(client: Client) -> domain.ContactFacts:
+    """The client's latest recorded consent per channel, with their addresses."""
+    consent = client.consents[-1] if client.consents else None
+    return domain.ContactFacts(email_consent=bool(consent and consent.email), sms_consent=bool(consent and consent.sms),
+                               email=client.email, phone=client.phone)
+
+
+def session_answered(client_id: str, session_number: int, kind: str) -> bool:
+    """Whether the client answered this session already: rated (by any link, or entered by staff), or, for the
+    exit interview, answered one."""
+    if kind == "feedback":
+        return FeedbackSubmission.objects(client_id=client_id, session_number=session_number).first() is not None
+    return ExitInterview.objects(client_id=client_id, session_number=session_number).first() is not None
+
+
+def rated_session_numbers(client: Client) -> set[int]:
+    """The sessions the client rated (one scan of the client's ratings, numbers only)."""
+    return {r.session_number for r in FeedbackSubmission.objects(client_id=client.id).only("session_number")}
+
+
 def exit_interviews(identity: Identity, client: Client):
     """A client's exit interviews; the client's own words (comment) are not for the front desk."""
     found = ExitInterview.objects(client_id=client.id).order_by("session_number")
@@ -177,3 +235,32 @@ def open_request(request_id: str, kind: str, now: datetime) -> FeedbackRequest:
     if state != "open":
         raise domain.LinkClosed(state)
     return request
+
+
+# --- names for other services' pages ---
+
+def people_names(identity: Identity, client_ids: list[str], staff_ids: list[str],
+                 clinic_ids: list[str] = ()) -> dict[str, dict[str, str]]:
+    """Display names of the given ids that the caller may see: clients through the same scoped list the
+    client pages read (so whatever widens or narrows a caller's clients applies here too), staff and clinics
+    of the caller's organisation (a counselor of another clinic still appears on a referral or a history).
+    Ids not found or not visible are left out, never reported as such.
+
+    A counselor also names the clients they counseled before a reassignment: their own earlier alerts,
+    sessions and the referral that moved the client stay on their pages, and a stand-in there would hide
+    whom they are about. The name only - the record itself follows the current assignment."""
+    wanted = list(client_ids)
+    named = {c.id: c for c in clients(identity).filter(id__in=wanted).only("id", "first_name", "last_name")}
+    if identity.role == "counselor" and len(named) < len(wanted):
+        # At most the page's ids (bounded by the API), of the caller's organisation: the history is read
+        # here rather than matched in the query, which FerretDB would scan the same way.
+        for client in Client.objects(org_id=identity.org_id, id__in=[i for i in wanted if i not in named]) \
+                .only("id", "first_name", "last_name", "assignments"):
+            if domain.counseled_before(identity.staff_id, [(a.counselor_id, a.previous_counselor_id)
+                                                           for a in client.assignments]):
+                named[client.id] = client
+    clinics_named = Clinic.objects(org_id=identity.org_id, id__in=list(clinic_ids)).only("id", "name") \
+        if clinic_ids else []
+    return {"clients": {c.id: f"{c.first_name} {c.last_name}" for c in named.values()},
+            "staff": staff_names(identity, staff_ids) if staff_ids else {},
+            "clinics": {c.id: c.name for c in clinics_named}}

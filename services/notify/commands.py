@@ -20,6 +20,16 @@ class Acknowledge:
 
 
 @dataclass(frozen=True)
+class AcknowledgeMany:
+    """The inbox's bulk acknowledgement: several of the recipient's notifications at once, with one `action`
+    for the alliance alerts among them (a client's alerts are often dealt with in one session)."""
+
+    identity: Identity
+    notification_ids: tuple[str, ...]
+    action: str | None = None
+
+
+@dataclass(frozen=True)
 class ReplacePreferences:
     """A staff member's own delivery settings, all at once (the API's PUT, the preferences page)."""
 

@@ -7,7 +7,6 @@ does not even know it (events do not carry names).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
@@ -59,6 +58,65 @@ class Staff:
 
 
 @dataclass(frozen=True)
+class AlertScores:
+    """What an alliance alert compared, as alliance.dropped states it: the session's total, the client's
+    usual level (the mean of their earlier sessions with this counselor; None until there are enough) and
+    the session's goal/task/bond item means, and the client's usual level of each (their mean over the same
+    earlier sessions; only those known). Numbers only, so the inbox can say how far the alliance fell, and in
+    which dimension, without asking scoring."""
+
+    total: float
+    usual: float | None = None
+    subscales: Mapping[str, float | None] = field(default_factory=dict)
+    usual_subscales: Mapping[str, float] = field(default_factory=dict)
+
+    @dataclass(frozen=True)
+    class Dimension:
+        """One subscale's item mean this session, against the client's usual level of it (None until known)."""
+
+        subscale: str
+        score: float
+        usual: float | None = None
+
+        @property
+        def fall(self) -> float | None:
+            """How far it is below the usual level (negative when above it)."""
+            return None if self.usual is None else self.usual - self.score
+
+    @classmethod
+    def of(cls, payload: events.AllianceDropped) -> "AlertScores":
+        """From alliance.dropped; a usual subscale level the event does not state (an older event, no
+        baseline yet) is left out rather than made up."""
+        return cls(payload.total, payload.baseline_mean,
+                   {s: getattr(payload.subscales, s) for s in events.SUBSCALES},
+                   {s: v for s in events.SUBSCALES if (v := getattr(payload.usual_subscales, s)) is not None})
+
+    @property
+    def fall(self) -> float | None:
+        """How far the total is below the usual level (negative when above it)."""
+        return None if self.usual is None else self.usual - self.total
+
+    def dimension(self, subscale: str | None) -> "AlertScores.Dimension | None":
+        """One dimension's score this session against its usual level; None without a score this session."""
+        now = self.subscales.get(subscale) if subscale else None
+        if now is None:
+            return None
+        return AlertScores.Dimension(subscale, now, self.usual_subscales.get(subscale))
+
+    def dimensions(self) -> list["AlertScores.Dimension"]:
+        """Goal, task and bond, each that has a score this session, in Bordin's order."""
+        return [d for s in events.SUBSCALES if (d := self.dimension(s)) is not None]
+
+    def summary(self) -> str:
+        """The line the inbox shows: "total 5.5, usual 7.8" (the usual level only once there is one)."""
+        return f"total {_points(self.total)}" + (f", usual {_points(self.usual)}" if self.usual is not None else "")
+
+
+def _points(value: float) -> str:
+    return f"{round(value, 1):g}"
+
+
+@dataclass(frozen=True)
 class Draft:
     """A notification to create for one recipient, before channels and timing are decided."""
 
@@ -76,6 +134,7 @@ class Draft:
     alert_id: str | None = None
     alert_kind: str | None = None
     rules: tuple[str, ...] = ()
+    scores: AlertScores | None = None
 
 
 def notification_id(source_event_id: str, recipient_id: str) -> str:
@@ -90,7 +149,8 @@ def route_alliance_dropped(payload: events.AllianceDropped) -> list[Draft]:
     return [Draft(payload.counselor_id, ALLIANCE_DROPPED, payload.severity, payload.client_id,
                   counselor_id=payload.counselor_id, rule=payload.rules[0], dimension=payload.dimension,
                   session_number=payload.session_number, alert_id=payload.alert_id,
-                  alert_kind=payload.kind, rules=tuple(payload.rules))]
+                  alert_kind=payload.kind, rules=tuple(payload.rules),
+                  scores=AlertScores.of(payload))]
 
 
 def route_referral_recommended(payload: events.ReferralRecommended, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
@@ -100,28 +160,29 @@ def route_referral_recommended(payload: events.ReferralRecommended, clinic_id: s
                   referral_id=payload.referral_id) for sid in supervisors]
 
 
-def route_referral_decided(payload: events.ReferralDecided, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
-    """An accepted referral tells the new and the old counselor and the front desk; a decline nobody."""
-    if payload.decision != "accepted":
-        return []
-    front_desk = sorted(s.staff_id for s in staff if s.role == "front_desk" and s.works_in(clinic_id))
-    recipients = [payload.new_counselor_id, payload.previous_counselor_id, *front_desk]
-    unique = list(dict.fromkeys(r for r in recipients if r))
-    return [Draft(r, REFERRAL_ACCEPTED, "medium", payload.client_id, counselor_id=payload.new_counselor_id,
-                  referral_id=payload.referral_id) for r in unique]
-
-
 def route_intake_submitted(payload: events.IntakeSubmitted) -> list[Draft]:
     counselor = payload.assigned_counselor_id
     return [Draft(counselor, NEW_CLIENT, "low", payload.client_id, counselor_id=counselor)] if counselor else []
 
 
-def route_client_assigned(payload: events.ClientAssigned) -> list[Draft]:
-    # An assignment made by an accepted referral was announced by referral.decided already.
-    if payload.referral_id:
-        return []
-    return [Draft(payload.counselor_id, NEW_CLIENT, "low", payload.client_id,
-                  counselor_id=payload.counselor_id)]
+def route_client_assigned(payload: events.ClientAssigned, clinic_id: str, staff: Iterable[Staff]) -> list[Draft]:
+    """The new counselor hears of their new client, and of why when an accepted referral moved the client
+    (rule `referral_accepted`); then the counselor the client leaves and the front desk of the client's
+    clinic hear of the move too.
+
+    Routed from client.assigned rather than from referral.decided: this is the move that happened. Intake
+    does not carry out a decision made on stale facts, and then nobody is told of a move that did not
+    happen. The new counselor is addressed by id, so a counselor of another clinic (telehealth) is reached
+    whether or not notify's staff read model lists them for the client's clinic."""
+    counselor = payload.counselor_id
+    if not payload.referral_id:
+        return [Draft(counselor, NEW_CLIENT, "low", payload.client_id, counselor_id=counselor)]
+    new_client = Draft(counselor, NEW_CLIENT, "medium", payload.client_id, counselor_id=counselor,
+                       rule=REFERRAL_ACCEPTED, referral_id=payload.referral_id)
+    front_desk = sorted(s.staff_id for s in staff if s.role == "front_desk" and s.works_in(clinic_id))
+    told = [r for r in dict.fromkeys([payload.previous_counselor_id, *front_desk]) if r and r != counselor]
+    return [new_client] + [Draft(r, REFERRAL_ACCEPTED, "medium", payload.client_id, counselor_id=counselor,
+                                 referral_id=payload.referral_id) for r in told]
 
 
 def escalation_draft(original: Draft, supervisor_id: str) -> Draft:
@@ -211,6 +272,40 @@ def retry_delay(attempts: int, base_s: float, max_s: float) -> timedelta:
     return timedelta(seconds=min(base_s * 2 ** max(attempts - 1, 0), max_s))
 
 
+# --- the inbox ------------------------------------------------------------------------------------------
+
+class Listed(Protocol):
+    """What grouping reads of a stored notification."""
+
+    client_id: str
+    created_at: datetime
+    acknowledged_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ClientGroup:
+    """One client's notifications in the inbox, in the order given (newest first)."""
+
+    client_id: str
+    items: tuple[Listed, ...]
+
+    @property
+    def open(self) -> int:
+        return sum(n.acknowledged_at is None for n in self.items)
+
+
+def group_by_client(notifications: Iterable[Listed]) -> list[ClientGroup]:
+    """The inbox by client (a client with three alerts is one group, acknowledged together): clients with
+    something still open first, then the one with the newest notification first."""
+    by_client: dict[str, list[Listed]] = {}
+    for n in notifications:
+        by_client.setdefault(n.client_id, []).append(n)
+    groups = [ClientGroup(client_id, tuple(items)) for client_id, items in by_client.items()]
+    groups.sort(key=lambda g: max(n.created_at for n in g.items), reverse=True)
+    groups.sort(key=lambda g: g.open == 0)  # stable: newest first within open and within done
+    return groups
+
+
 # --- what goes out: subjects, bodies, signatures --------------------------------------------------------
 
 SUBJECTS = {
@@ -224,6 +319,20 @@ SUBJECTS = {
 
 def client_link(intake_url: str, client_id: str) -> str:
     return f"{intake_url.rstrip('/')}/clients/{client_id}"
+
+
+# Notifications about a referral lead to the referral's page: the supervisor decides there, and the counselor
+# a referral moved the client away from may no longer open the client's record (the page says where the
+# client went, and offers the record to whoever may open it).
+REFERRAL_PAGE_KINDS = (REFERRAL_RECOMMENDED, REFERRAL_ACCEPTED)
+
+
+def notification_link(draft: Draft, intake_url: str, referral_url: str | None) -> str:
+    """Where a notification (in the app, in an e-mail, in a webhook) leads: the referral's page for the
+    kinds above, the client's record otherwise (and when the caller has no referral pages to offer)."""
+    if draft.kind in REFERRAL_PAGE_KINDS and draft.referral_id and referral_url:
+        return f"{referral_url.rstrip('/')}/referrals/{draft.referral_id}"
+    return client_link(intake_url, draft.client_id)
 
 
 # What the alert says happened, in a counselor's words.
@@ -284,7 +393,8 @@ def email_body(messages: Sequence[Message], notify_url: str) -> str:
         lines += [" - ".join(details)]
         lines += [f"  {ALERT_KIND_WORDS[n.alert_kind]}."] if n.alert_kind in ALERT_KIND_WORDS else []
         lines += [f"  What to try first: {n.suggestion}"] if n.suggestion else []
-        lines += [f"  Client record: {n.link}", f"  Acknowledge: {notify_url.rstrip('/')}/inbox/{n.id}", ""]
+        lines += [f"  {'Referral' if n.kind in REFERRAL_PAGE_KINDS else 'Client record'}: {n.link}",
+                  f"  Acknowledge: {notify_url.rstrip('/')}/inbox/{n.id}", ""]
     return "\n".join(lines)
 
 
@@ -297,24 +407,6 @@ def webhook_body(n: Message) -> bytes:
         "alert_kind": n.alert_kind, "dimension": n.dimension, "suggestion": n.suggestion,
         "session_number": n.session_number, "referral_id": n.referral_id, "link": n.link,
         "created_at": n.created_at.isoformat()}, separators=(",", ":"), sort_keys=True).encode()
-
-
-def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
-    """Value of X-Rapport-Signature: `t=<ts>,v1=<hex HMAC-SHA256 of "<ts>." + body>`.
-
-    Binding the timestamp lets a receiver reject replays of an old body.
-    """
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def verify_webhook(secret: str, header: str, body: bytes) -> bool:
-    try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        expected = sign_webhook(secret, int(parts["t"]), body)
-    except (KeyError, ValueError):
-        return False
-    return hmac.compare_digest(expected, header)
 
 
 def message_id(notification_ids: Iterable[str], domain: str = "rapport.invalid") -> str:

@@ -40,10 +40,10 @@ from services.common.outbox import Publish, PublishAll, insert_all_once, insert_
 
 from services.notify import domain, queries
 from services.notify.adapters.config import NotifySettings
-from services.notify.adapters.mail import SmtpMailer
+from services.common.mail import SmtpMailer
 from services.notify.adapters.models import AlertAcknowledgement, Notification, RecipientPreferences, StaffMember
-from services.notify.adapters.webhooks import DeliveryError, WebhookPoster
-from services.notify.commands import Acknowledge, Dispatch, ReplacePreferences
+from services.common.webhooks import DeliveryError, WebhookPoster
+from services.notify.commands import Acknowledge, AcknowledgeMany, Dispatch, ReplacePreferences
 
 log = logging.getLogger(__name__)
 PRODUCER = "notify"
@@ -65,7 +65,7 @@ def _same_organisation(event: Event, *staff_ids: str | None,
 
 
 def _notifications(event: Event, drafts: list[domain.Draft], key: str | None = None, *, now: datetime,
-                   config: NotifySettings, intake_url: str,
+                   config: NotifySettings, intake_url: str, referral_url: str | None = None,
                    known_only_elsewhere: Callable[[str, str], bool] = queries.known_only_elsewhere,
                    preferences: Callable[[str, str], domain.Preferences] = queries.preferences_of,
                    ) -> list[Notification]:
@@ -73,11 +73,13 @@ def _notifications(event: Event, drafts: list[domain.Draft], key: str | None = N
     for draft in drafts:
         _same_organisation(event, draft.recipient_id, draft.counselor_id, known_only_elsewhere=known_only_elsewhere)
     return notifications_for(event.event_id, event.org_id, event.clinic_id, drafts, now=now, intake_url=intake_url,
+                             referral_url=referral_url,
                              config=config, key=key, preferences=preferences)
 
 
 def notifications_for(source_event_id: str, org_id: str, clinic_id: str, drafts: Iterable[domain.Draft], *,
                       now: datetime, intake_url: str, config: NotifySettings, escalation_of: str | None = None,
+                      referral_url: str | None = None,
                       key: str | None = None,
                       preferences: Callable[[str, str], domain.Preferences] = queries.preferences_of,
                       ) -> list[Notification]:
@@ -100,12 +102,20 @@ def notifications_for(source_event_id: str, org_id: str, clinic_id: str, drafts:
             client_id=draft.client_id, counselor_id=draft.counselor_id, source_event_id=source_event_id,
             rule=draft.rule, dimension=draft.dimension, session_number=draft.session_number,
             referral_id=draft.referral_id, alert_id=draft.alert_id, alert_kind=draft.alert_kind,
-            rules=list(draft.rules), link=domain.client_link(intake_url, draft.client_id),
+            rules=list(draft.rules), link=domain.notification_link(draft, intake_url, referral_url),
+            **_score_fields(draft.scores),
             created_at=now, deliveries=deliveries, escalation_of=escalation_of,
             next_delivery_at=min((p.due_at for p in plans), default=None),
             escalate_at=domain.escalate_at(draft.kind, draft.severity, now,
                                            timedelta(seconds=config.escalate_after_s))))
     return created
+
+
+def _score_fields(scores: domain.AlertScores | None) -> dict[str, Any]:
+    if scores is None:
+        return {}
+    return {"total": scores.total, "usual_total": scores.usual, "subscales": dict(scores.subscales),
+            "usual_subscales": dict(scores.usual_subscales)}
 
 
 def _new_client_key(event: Event) -> str:
@@ -130,17 +140,20 @@ def handle_alliance_dropped_batch(events: list[Event], publish_all: PublishAll, 
 
 
 def handle_referral_recommended(event: Event, publish: Publish, *, clock: Clock, config: NotifySettings,
-                                intake_url: str) -> None:
+                                intake_url: str, referral_url: str) -> None:
     staff = queries.clinic_staff(event.org_id, event.clinic_id)
     insert_all_once(_notifications(event, domain.route_referral_recommended(event.payload, event.clinic_id, staff),
-                                   now=clock(), config=config, intake_url=intake_url))
+                                   now=clock(), config=config, intake_url=intake_url, referral_url=referral_url))
 
 
-def handle_referral_decided(event: Event, publish: Publish, *, clock: Clock, config: NotifySettings,
-                            intake_url: str) -> None:
-    staff = queries.clinic_staff(event.org_id, event.clinic_id)
-    insert_all_once(_notifications(event, domain.route_referral_decided(event.payload, event.clinic_id, staff),
-                                   now=clock(), config=config, intake_url=intake_url))
+def handle_referral_decided(event: Event, publish: Publish, *, clock: Clock) -> None:
+    """A decided referral - accepted, declined, or superseded by another assignment - leaves nothing to
+    review: the supervisors' "referral to review" notifications stop being open (and their pending e-mails
+    and webhooks are skipped, as for any acknowledged notification). Who is told of the move itself is
+    routed from client.assigned (domain.route_client_assigned)."""
+    Notification.objects(org_id=event.org_id, referral_id=event.payload.referral_id,
+                         kind=domain.REFERRAL_RECOMMENDED, acknowledged_at=None).update(
+        set__acknowledged_at=clock(), unset__escalate_at=True)
 
 
 def handle_intake_submitted(event: Event, publish: Publish, *, clock: Clock, config: NotifySettings,
@@ -150,9 +163,12 @@ def handle_intake_submitted(event: Event, publish: Publish, *, clock: Clock, con
 
 
 def handle_client_assigned(event: Event, publish: Publish, *, clock: Clock, config: NotifySettings,
-                           intake_url: str) -> None:
-    insert_all_once(_notifications(event, domain.route_client_assigned(event.payload), _new_client_key(event),
-                                   now=clock(), config=config, intake_url=intake_url))
+                           intake_url: str, referral_url: str) -> None:
+    staff = queries.clinic_staff(event.org_id, event.clinic_id)
+    # A referral's move is announced once per assignment event; a registration's once per request.
+    key = None if event.payload.referral_id else _new_client_key(event)
+    insert_all_once(_notifications(event, domain.route_client_assigned(event.payload, event.clinic_id, staff), key,
+                                   now=clock(), config=config, intake_url=intake_url, referral_url=referral_url))
 
 
 # --- the recipient read model -------------------------------------------------------------------------------
@@ -196,17 +212,27 @@ def acknowledge(cmd: Acknowledge, publish: Publish, clock: Clock) -> Notificatio
     """Acknowledge once; later calls keep the first time and answer. Acknowledging also cancels the
     escalation. For an alliance alert, what the counselor did goes to scoring (alert.acknowledged), which
     counts which repairs are followed by recovery."""
-    notification = queries.own_notification(cmd.identity, cmd.notification_id)
+    return _acknowledge(queries.own_notification(cmd.identity, cmd.notification_id), cmd.action, clock(), publish)
+
+
+def acknowledge_many(cmd: AcknowledgeMany, publish: Publish, clock: Clock) -> list[Notification]:
+    """The inbox's bulk acknowledgement: each one as if acknowledged alone, with the same action. Every id is
+    checked to be the caller's own before any is acknowledged, so a foreign or unknown id changes nothing."""
     now = clock()
+    return [_acknowledge(n, cmd.action, now, publish)
+            for n in queries.own_notifications(cmd.identity, cmd.notification_ids)]
+
+
+def _acknowledge(notification: Notification, action: str | None, now: datetime, publish: Publish) -> Notification:
     first = Notification.objects(id=notification.id, acknowledged_at=None).update_one(
-        set__acknowledged_at=now, set__action=cmd.action, unset__escalate_at=True)
+        set__acknowledged_at=now, set__action=action, unset__escalate_at=True)
     if first and notification.alert_id and notification.kind == domain.ALLIANCE_DROPPED:
         record = insert_once(AlertAcknowledgement(
-            id=notification.id, org_id=notification.org_id, alert_id=notification.alert_id, action=cmd.action,
+            id=notification.id, org_id=notification.org_id, alert_id=notification.alert_id, action=action,
             acknowledged_at=now, pending_events=[outbox_entry(make_event(Topic.ALERT_ACKNOWLEDGED, {
                 "alert_id": notification.alert_id, "client_id": notification.client_id,
                 "counselor_id": notification.counselor_id or notification.recipient_id,
-                "acknowledged_by": notification.recipient_id, "action": cmd.action},
+                "acknowledged_by": notification.recipient_id, "action": action},
                 org_id=notification.org_id, clinic_id=notification.clinic_id, producer=PRODUCER,
                 event_id=derived_id(ACKNOWLEDGEMENT_NAMESPACE, notification.id), occurred_at=now),
                 key=notification.client_id)]))
@@ -413,6 +439,7 @@ def _reschedule(notification_id: str) -> None:
 
 COMMAND_HANDLERS: dict[type, Callable[..., Any]] = {
     Acknowledge: acknowledge,
+    AcknowledgeMany: acknowledge_many,
     ReplacePreferences: replace_preferences,
     Dispatch: dispatch,
 }

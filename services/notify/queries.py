@@ -3,6 +3,7 @@ by the caller's identity), and the recipient look-ups the handlers route by."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Iterable
 
 from services.common.auth import Identity
 
@@ -18,9 +19,12 @@ def inbox_of(identity: Identity, counselor_id: str | None = None, unacknowledged
     """The caller's own notifications, or (supervisors, admins) a counselor's within their clinics.
     Newest first."""
     recipient = counselor_id or identity.staff_id
-    if recipient != identity.staff_id and not identity.has_role(*OVERSEERS):
+    if recipient == identity.staff_id:
+        filters = _own(identity)
+    elif identity.has_role(*OVERSEERS):
+        filters = {"recipient_id": recipient, **identity.clinic_filter()}
+    else:
         raise domain.NotYours(recipient)
-    filters = {"recipient_id": recipient, **identity.clinic_filter()}
     if unacknowledged:
         filters["acknowledged_at"] = None
     if kind:
@@ -28,16 +32,23 @@ def inbox_of(identity: Identity, counselor_id: str | None = None, unacknowledged
     return Notification.objects(**filters).order_by("-created_at", "id")
 
 
+def _own(identity: Identity) -> dict:
+    """The caller's own notifications, in any clinic of the organisation: a notification goes where its
+    recipient's work is, and a telehealth counselor's new client (an accepted referral) may be of a clinic
+    their token does not name (as for client data: Identity.client_filter)."""
+    return {"org_id": identity.org_id, "recipient_id": identity.staff_id}
+
+
 def unread_count(identity: Identity) -> int:
-    return Notification.objects(recipient_id=identity.staff_id, acknowledged_at=None,
-                                **identity.clinic_filter()).count()
+    return Notification.objects(acknowledged_at=None, **_own(identity)).count()
 
 
 def visible_notification(identity: Identity, notification_id: str) -> Notification:
     """The caller's own notification, or one in their clinics for supervisors and admins; NoSuchNotification
     otherwise."""
-    n = Notification.objects(id=notification_id, **identity.clinic_filter()).first()
-    if n is None or (n.recipient_id != identity.staff_id and not identity.has_role(*OVERSEERS)):
+    n = Notification.objects(id=notification_id, org_id=identity.org_id).first()
+    overseen = n is not None and identity.has_role(*OVERSEERS) and identity.can_access_clinic(n.org_id, n.clinic_id)
+    if n is None or (n.recipient_id != identity.staff_id and not overseen):
         raise domain.NoSuchNotification(notification_id)
     return n
 
@@ -48,6 +59,17 @@ def own_notification(identity: Identity, notification_id: str) -> Notification:
     if n.recipient_id != identity.staff_id:
         raise domain.NotYours(notification_id)
     return n
+
+
+def own_notifications(identity: Identity, notification_ids: Iterable[str]) -> list[Notification]:
+    """For acknowledging several at once: every one must be the caller's own (NoSuchNotification naming the
+    first that is not), in the order asked."""
+    wanted = list(dict.fromkeys(notification_ids))
+    found = {n.id: n for n in Notification.objects(id__in=wanted, **_own(identity))}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise domain.NoSuchNotification(missing[0])
+    return [found[i] for i in wanted]
 
 
 def _known_clinic(identity: Identity, clinic_id: str) -> bool:

@@ -289,7 +289,8 @@ def add_session(client: ClientAlliance | None, client_id: str, concerns: tuple[s
 
 # --- Workflow --------------------------------------------------------------------------------------------
 
-OPEN, ACCEPTED, DECLINED = "recommended", "accepted", "declined"
+OPEN, ACCEPTED, DECLINED, SUPERSEDED = "recommended", "accepted", "declined", "superseded"
+STATUSES = (OPEN, ACCEPTED, DECLINED, SUPERSEDED)
 DECLINE_REASONS = ("no_suitable_candidate", "client_declined", "clinical_judgement", "other")
 
 
@@ -298,20 +299,50 @@ class ReferralNotFound(LookupError):
 
 
 class ReferralNotOpen(Exception):
-    """The referral was decided already."""
+    """The referral was decided (or superseded) already; `status` says which."""
+
+    def __init__(self, status: str):
+        super().__init__(status)
+        self.status = status
 
 
 class NotACandidate(ValueError):
     """The chosen counselor is not one of the referral's candidates."""
 
 
-def check_accept(status: str, candidate_ids: Iterable[str], counselor_id: str) -> None:
+class StaleReferral(Exception):
+    """The referral was made while the client was with another counselor than the client's counselor now:
+    accepting it would move the client on facts that no longer hold."""
+
+    def __init__(self, decided_for: str | None, current: str | None):
+        super().__init__(f"made for {decided_for}, the client's counselor is {current}")
+        self.decided_for, self.current = decided_for, current
+
+
+def check_accept(status: str, candidate_ids: Iterable[str], counselor_id: str, decided_for: str | None,
+                 client_counselor_id: str | None) -> None:
+    """An open referral, a candidate of it, and a client still with the counselor the referral was made for
+    (`decided_for`, the referral's current counselor). A client whose counselor referral has not heard of
+    (None) contradicts nothing: intake, which knows, checks again."""
     if status != OPEN:
         raise ReferralNotOpen(status)
     if counselor_id not in set(candidate_ids):
         raise NotACandidate(counselor_id)
+    if client_counselor_id is not None and decided_for != client_counselor_id:
+        raise StaleReferral(decided_for, client_counselor_id)
 
 
 def check_decline(status: str) -> None:
     if status != OPEN:
         raise ReferralNotOpen(status)
+
+
+def superseded_by_assignment(status: str, decided_for: str | None, client_counselor_id: str | None) -> bool:
+    """An open referral is superseded once the client's counselor is no longer the one it was made for.
+
+    Compared with the client's counselor after the assignment was applied (not with the assignment event's
+    counselor): an older assignment delivered late changes neither, so it closes nothing. A referral made
+    for the counselor the client has now (a review of the new match) stays open.
+    """
+    return status == OPEN and decided_for != client_counselor_id
+

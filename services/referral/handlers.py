@@ -30,6 +30,8 @@ from services.referral.adapters.models import (CandidateRecord, ClientAllianceRe
 PRODUCER = "referral"
 # Referral ids derive from the trigger event's id, so a redelivered trigger finds its referral.
 REFERRAL_NAMESPACE = uuid.UUID("6f1c1f0e-8a40-4f8e-9d7a-0c9b8e2f5a11")
+# A supersession's event id derives from the assignment and the referral it closes.
+SUPERSEDED_NAMESPACE = uuid.UUID("b3f0a7d2-6c1e-4f59-8e2a-91d4c7b05e63")
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,31 @@ def handle_counselor_updated(event: Event, publish: Publish) -> None:
 
 
 def handle_client_assigned(event: Event, publish: Publish) -> None:
+    """Keep the client's counselor, then close as superseded every open referral of the client that was
+    made for another counselor than the client's now (see domain.superseded_by_assignment)."""
     _record_assignment(event)
+    client = ClientView.objects.get(id=event.payload.client_id)
+    for referral in Referral.objects(org_id=client.org_id, client_id=client.id, status=domain.OPEN):
+        if domain.superseded_by_assignment(referral.status, referral.current_counselor_id, client.counselor_id):
+            try:
+                _supersede(referral, event, client.counselor_id, publish)
+            except domain.ReferralNotOpen:
+                pass  # a supervisor decided it in the meantime: that decision stands
+
+
+def _supersede(referral: Referral, assigned: Event, counselor_id: str | None, publish: Publish) -> None:
+    """Close the referral and announce it (`referral.decided`, decision superseded) so notify stops showing
+    it as open. The event's id derives from the assignment and the referral: a redelivered client.assigned
+    finds the referral closed and makes nothing."""
+    p = assigned.payload
+    decided = make_event(Topic.REFERRAL_DECIDED, {
+        "referral_id": referral.id, "client_id": referral.client_id, "decision": domain.SUPERSEDED,
+        "decided_by": p.assigned_by, "previous_counselor_id": referral.current_counselor_id,
+        "new_counselor_id": counselor_id,
+    }, org_id=referral.org_id, clinic_id=referral.clinic_id, producer=PRODUCER,
+        correlation_id=referral.correlation_id, occurred_at=assigned.occurred_at,
+        event_id=derived_id(SUPERSEDED_NAMESPACE, assigned.event_id, referral.id))
+    _close(referral, decided, decided_by=p.assigned_by, decided_at=assigned.occurred_at, publish=publish)
 
 
 def handle_alliance_scored(event: Event, publish: Publish) -> None:
@@ -255,20 +281,26 @@ def _visible_referral(cmd: AcceptReferral | DeclineReferral) -> Referral:
 
 def _decide(referral: Referral, identity: Identity, decision: str, publish: Publish, clock: Clock,
             **changes: Any) -> Referral:
-    """Record the decision and its `referral.decided` event in one conditional write: of two concurrent
-    decisions only one finds the referral still open, so the event exists exactly once."""
     payload = {"referral_id": referral.id, "client_id": referral.client_id, "decision": decision,
                "decided_by": identity.staff_id, "previous_counselor_id": referral.current_counselor_id,
                "new_counselor_id": changes.get("chosen_counselor_id"),
                "decline_reason": changes.get("decline_reason")}
     decided = make_event(Topic.REFERRAL_DECIDED, payload, org_id=referral.org_id, clinic_id=referral.clinic_id,
                          producer=PRODUCER, correlation_id=referral.correlation_id)
+    return _close(referral, decided, decided_by=identity.staff_id, decided_at=clock(), publish=publish, **changes)
+
+
+def _close(referral: Referral, decided: Event, *, decided_by: str, decided_at: datetime, publish: Publish,
+           **changes: Any) -> Referral:
+    """Record the decision and its `referral.decided` event in one conditional write: of two concurrent
+    decisions (or a decision and a supersession) only one finds the referral still open, so exactly one
+    event exists."""
     written = Referral.objects(id=referral.id, status=domain.OPEN).update_one(
-        set__status=decision, set__decided_by=identity.staff_id, set__decided_at=clock(),
+        set__status=decided.payload.decision, set__decided_by=decided_by, set__decided_at=decided_at,
         push__pending_events=outbox_entry(decided, key=referral.client_id),
         **{f"set__{name}": value for name, value in changes.items()})
     if not written:
-        raise domain.ReferralNotOpen(referral.id)
+        raise domain.ReferralNotOpen(Referral.objects.get(id=referral.id).status)
     referral.reload()
     publish_or_defer(referral, publish)
     return referral
@@ -276,7 +308,11 @@ def _decide(referral: Referral, identity: Identity, decision: str, publish: Publ
 
 def accept_referral(cmd: AcceptReferral, publish: Publish, clock: Clock) -> Referral:
     referral = _visible_referral(cmd)
-    domain.check_accept(referral.status, [c.counselor_id for c in referral.candidates], cmd.counselor_id)
+    # What referral knows of the client's counselor (from client.assigned): intake checks again, for an
+    # assignment referral has not heard of yet (see intake's handle_referral_decided).
+    client = ClientView.objects(id=referral.client_id).only("counselor_id").first()
+    domain.check_accept(referral.status, [c.counselor_id for c in referral.candidates], cmd.counselor_id,
+                        referral.current_counselor_id, client.counselor_id if client else None)
     return _decide(referral, cmd.identity, domain.ACCEPTED, publish, clock, chosen_counselor_id=cmd.counselor_id)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from mongoengine.queryset.visitor import Q
 from services.common.auth import Identity
 from services.common.events import CrossTenantEvent, Event, InvalidEvent
 from services.common.instruments import instrument_definitions
@@ -17,29 +18,53 @@ NOTE_READERS = ("admin", "supervisor", "counselor")
 # --- what a caller may see ---------------------------------------------------------------------------------
 
 def visible_referrals(identity: Identity):
-    """The referrals this identity may see: its organisation and clinics (admins: every clinic), and for a
-    counselor only the referrals of their own clients; without the decision note below NOTE_READERS."""
-    query = Referral.objects(**identity.clinic_filter())
-    if identity.role not in NOTE_READERS:
-        query = query.exclude("decision_note")
-    return query.filter(current_counselor_id=identity.staff_id) if identity.role == "counselor" else query
+    """The referrals this identity may see: its organisation and clinics (admins: every clinic); for a
+    counselor the referrals naming them as the client's counselor or as the one chosen, in any clinic of
+    the organisation (as for client data, a counselor's access follows the assignment: Identity.client_filter);
+    without the decision note below NOTE_READERS."""
+    if identity.role == "counselor":
+        query = Referral.objects(Q(current_counselor_id=identity.staff_id) | Q(chosen_counselor_id=identity.staff_id),
+                                 org_id=identity.org_id)
+    else:
+        query = Referral.objects(**identity.clinic_filter())
+    return query if identity.role in NOTE_READERS else query.exclude("decision_note")
 
 
 def visible_referral(identity: Identity, referral_id: str) -> Referral | None:
     return visible_referrals(identity).filter(id=referral_id).first()
 
 
-def open_referrals(identity: Identity, limit: int) -> list[Referral]:
-    return list(visible_referrals(identity).filter(status=domain.OPEN).order_by("-created_at", "id").limit(limit))
+def referrals_with_status(identity: Identity, status: str | None, limit: int) -> list[Referral]:
+    """The caller's referrals of one status (None: every status), newest first."""
+    query = visible_referrals(identity)
+    if status:
+        query = query.filter(status=status)
+    return list(query.order_by("-created_at", "id").limit(limit))
+
+
+def referral_context(org_id: str, referrals: list[Referral]) -> dict:
+    """What the referrals page shows beside the referrals: each client's counselor now, each candidate's
+    directory entry, and which (client, counselor) pairs have scored sessions (so a link to the alliance
+    trajectory leads to a chart rather than to a page saying there is none)."""
+    client_ids = list({r.client_id for r in referrals})
+    counselor_ids = list({c.counselor_id for r in referrals for c in r.candidates})
+    clients = {c.id: c.counselor_id for c in ClientView.objects(id__in=client_ids, org_id=org_id).only("counselor_id")}
+    directory = {c.id: c for c in CounselorView.objects(id__in=counselor_ids, org_id=org_id)}
+    fit_keys = list({CounselorFit.key(org_id, r.current_counselor_id) for r in referrals if r.current_counselor_id})
+    scored = {(record.client_id, fit.counselor_id)
+              for fit in CounselorFit.objects(id__in=fit_keys).only("counselor_id", "clients")
+              for record in fit.clients if record.sessions and record.client_id in client_ids}
+    return {"client_counselors": clients, "directory": directory, "scored": scored}
 
 
 def visible_intake(identity: Identity, intake_id: str) -> IntakeView | None:
-    """An intake of the caller's clinics (admins: every clinic); for a counselor only their own client's."""
-    intake = IntakeView.objects(id=intake_id, **identity.clinic_filter()).first()
-    if intake is None or identity.role != "counselor":
-        return intake
-    own = ClientView.objects(id=intake.client_id, counselor_id=identity.staff_id).only("id").first()
-    return intake if own is not None else None
+    """An intake of the caller's clinics (admins: every clinic); for a counselor their own client's, in any
+    clinic of the organisation (as visible_referrals)."""
+    if identity.role != "counselor":
+        return IntakeView.objects(id=intake_id, **identity.clinic_filter()).first()
+    intake = IntakeView.objects(id=intake_id, org_id=identity.org_id).first()
+    own = intake and ClientView.objects(id=intake.client_id, counselor_id=identity.staff_id).only("id").first()
+    return intake if own else None
 
 
 def counselors(identity: Identity):

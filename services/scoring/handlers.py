@@ -295,7 +295,7 @@ def _alert_document(event: Event, common: dict, alert: alerting.AlertDecision, t
         org_id=event.org_id, clinic_id=event.clinic_id, **common, kind=alert.kind, rules=list(alert.rules),
         dimension=alert.dimension, severity=alert.severity, total=total, threshold=alert.threshold,
         fall_sd=alert.fall.z if alert.fall is not None and alert.kind == alerting.CHANGE else None,
-        subscales=subscales, **baseline, raised_at=event.occurred_at)
+        subscales=subscales, usual_subscales=dict(alert.usual_subscales), **baseline, raised_at=event.occurred_at)
 
 
 def _insert_alerts(alerts: list[Alert]) -> set[tuple[str, str]]:

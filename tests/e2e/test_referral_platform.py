@@ -128,15 +128,19 @@ def test_a_supervisor_accepts_a_candidate_in_the_browser(platform, kafka):
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             context = browser.new_context()
-            context.add_cookies([{"name": "rapport_token", "value": token(org), "url": platform.urls["referral"]}])
+            context.add_cookies([{"name": "rapport_token", "value": token(org), "url": platform.entry_url}])
             page = context.new_page()
-            page.goto(f"{platform.urls['referral']}/referrals")
+            page.goto(f"{platform.entry_url}/referral/referrals")
             section = page.locator(f"#referral-{referral['id']}")
-            assert "Poor fit in the exit interview" in section.inner_text()
-            assert "specialises in trauma" in section.inner_text()
-            section.get_by_role("button", name=f"Accept {ids['trauma']}").click()
+            assert "Exit interview" in section.inner_text()
+            assert "specialises in trauma" in section.inner_text() and "Trauma and PTSD" in section.inner_text()
+            section.get_by_role("button", name="Accept candidate 1").click()
             page.wait_for_load_state()
+            # To the referral's own page: decided, with the chosen counselor.
+            assert page.url.startswith(f"{platform.entry_url}/referral/referrals/{referral['id']}")
             assert "Referral accepted" in page.inner_text("main")
+            assert "Accepted: the client moves to" in page.inner_text("main")  # intake has not moved them yet
+            page.goto(f"{platform.entry_url}/referral/referrals")
             assert page.locator(f"#referral-{referral['id']}").count() == 0  # no longer open
         finally:
             browser.close()

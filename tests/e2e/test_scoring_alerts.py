@@ -69,7 +69,7 @@ def test_feedback_on_kafka_ends_as_scores_an_alert_and_a_chart(platform):
     assert chart.status_code == 200 and chart.headers["Content-Type"].startswith("image/svg+xml")
     root = ET.fromstring(chart.content)
     markers = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "alert-marker"]
-    assert len(markers) == 1 and "Session 4: rupture" in markers[0].find("{http://www.w3.org/2000/svg}title").text
+    assert len(markers) == 1 and "Session 4: Sudden fall" in markers[0].find("{http://www.w3.org/2000/svg}title").text
     assert "Cutoff 36; flagged below it at session(s) 4" in root.find("{http://www.w3.org/2000/svg}desc").text
 
     # A redelivery of the falling session and one more session after it: no second score, no second alert.
@@ -105,7 +105,7 @@ def test_a_counselor_sees_the_alert_and_the_chart_in_the_browser(platform):
             page = context.new_page()
             page.goto(f"{url}/alliance")
             alerts = page.get_by_role("region", name="Recent alerts")
-            assert "rupture" in alerts.inner_text() and "empathy" in alerts.inner_text()
+            assert "Sudden fall" in alerts.inner_text() and "empathy" in alerts.inner_text()
             alerts.get_by_role("link", name="Trajectory").first.click()
             page.wait_for_load_state()
             chart = page.get_by_role("img")

@@ -39,13 +39,30 @@ def intake_app(settings_for):
     def make(**overrides):
         settings = settings_for("intake", **overrides)
         app = create_app({"kafka_bootstrap": settings.kafka_bootstrap, "mongo_uri": settings.mongo_uri,
-                          "db_prefix": settings.db_prefix})
+                          "db_prefix": settings.db_prefix, **overrides})
         apps.append(app)
         return app
 
     yield make
     for app in apps:
         app.extensions["rapport.kafka"].close()
+
+
+@pytest.fixture
+def notify(settings_for):
+    """Notify's Flask app on this test's database; its Kafka clients are closed after the test."""
+    from services.notify.entrypoints.app import create_app  # imported here: only notify's tests need it
+    settings = settings_for("notify")
+    app = create_app({"kafka_bootstrap": settings.kafka_bootstrap, "mongo_uri": settings.mongo_uri,
+                      "db_prefix": settings.db_prefix})
+    yield app
+    app.extensions["rapport.kafka"].close()
+
+
+@pytest.fixture
+def org(unique):
+    """A fresh organisation id (intake's tests use the richer `org` of test_intake_api, which overrides this)."""
+    return f"o{unique}"
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ def discard(*_) -> None:
 
 # --- intake: referral.decided ---------------------------------------------------------------------------
 
-def decided(org_id: str, clinic_id: str, client_id: str, new_counselor_id: str):
+def decided(org_id: str, clinic_id: str, client_id: str, new_counselor_id: str, previous: str | None = None):
     return make_event(Topic.REFERRAL_DECIDED, {
         "referral_id": f"ref-{client_id[:8]}", "client_id": client_id, "decision": "accepted",
-        "decided_by": "supervisor-1", "new_counselor_id": new_counselor_id,
+        "decided_by": "supervisor-1", "new_counselor_id": new_counselor_id, "previous_counselor_id": previous,
     }, org_id=org_id, clinic_id=clinic_id, producer="referral")
 
 
@@ -50,7 +50,8 @@ def test_a_decision_cannot_reassign_another_organisations_client_nor_give_it_the
     client = Client.objects.get(id=client_id)
     assert client.counselor_id == org.counselor_north and len(client.assignments) == 1
 
-    handle(decided(org.id, org.north, client_id, org.counselor_north), discard)  # the control: it works
+    # The control: it works (made while the client was with counselor_north, as they still are).
+    handle(decided(org.id, org.north, client_id, org.counselor_north, previous=org.counselor_north), discard)
     assert len(Client.objects.get(id=client_id).assignments) == 2
 
 

@@ -105,6 +105,9 @@ def test_each_event_type_is_routed_through_kafka_once_per_recipient(components, 
         event(Topic.REFERRAL_DECIDED, {"referral_id": "r-1", "client_id": "cl-1", "decision": "accepted",
                                        "decided_by": sup1, "previous_counselor_id": co1,
                                        "new_counselor_id": co2}, org),
+        # The move itself, as intake carries the decision out: who is told is routed from it.
+        event(Topic.CLIENT_ASSIGNED, {"client_id": "cl-1", "counselor_id": co2, "previous_counselor_id": co1,
+                                      "assigned_by": sup1, "referral_id": "r-1"}, org),
         event(Topic.INTAKE_SUBMITTED, {"intake_id": "i-1", "client_id": "cl-2", "concerns": ["grief"],
                                        "assigned_counselor_id": co3}, org),
         event(Topic.CLIENT_ASSIGNED, {"client_id": "cl-3", "counselor_id": co4, "assigned_by": fd1}, org),
@@ -122,7 +125,7 @@ def test_each_event_type_is_routed_through_kafka_once_per_recipient(components, 
     mine = Notification.objects(org_id=org, source_event_id__in=[e.event_id for e in routed])
     got = sorted((n.recipient_id, n.kind) for n in mine)
     assert got == sorted([(co1, "alliance_dropped"), (sup1, "referral_recommended"),
-                          (co2, "referral_accepted"), (co1, "referral_accepted"), (fd1, "referral_accepted"),
+                          (co2, "new_client"), (co1, "referral_accepted"), (fd1, "referral_accepted"),
                           (co3, "new_client"), (co4, "new_client")])
     alert = Notification.objects.get(org_id=org, kind="alliance_dropped")
     assert alert.link.endswith("/clients/cl-1") and (alert.rules, alert.dimension) == (["persistently_low"], "task")

@@ -422,8 +422,13 @@ def test_the_page_lists_candidates_with_reasons_and_accepts_in_a_form(components
     page = client.get("/referrals")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert 'href="http://127.0.0.1:8001/counselors/co-trauma"' in html
-    assert "specialises in trauma" in html and "Poor fit in the exit interview" in html
+    # People by id for people.js to name; the client's record in intake; each candidate's directory entry in words.
+    assert 'data-person-kind="staff" data-person-id="co-trauma"' in html
+    assert f'data-person-kind="client" data-person-id="{open_referral.client_id}"' in html
+    assert f'href="http://127.0.0.1:8001/clients/{open_referral.client_id}"' in html
+    assert "/counselors/co-trauma" not in html  # intake has no such page
+    assert "specialises in trauma" in html and "Exit interview" in html
+    assert "Trauma and PTSD" in html and "Spanish" in html and "In person" in html and "This clinic" in html
     assert f'action="/referrals/{open_referral.id}/accept"' in html
 
     accept = {"counselor_id": "co-trauma", **form_token(html)}
@@ -432,7 +437,9 @@ def test_the_page_lists_candidates_with_reasons_and_accepts_in_a_form(components
     assert elsewhere.status_code == 403  # a sibling site's form, even with a token it somehow learnt
     posted = client.post(f"/referrals/{open_referral.id}/accept", data=accept)
     assert posted.status_code == 303
-    assert "Referral accepted" in client.get(posted.headers["Location"]).get_data(as_text=True)
+    assert posted.headers["Location"].startswith(f"/referrals/{open_referral.id}")
+    decided_page = client.get(posted.headers["Location"]).get_data(as_text=True)
+    assert "Referral accepted" in decided_page and "Accepted: the client moves to" in decided_page
     assert Referral.objects.get(id=open_referral.id).chosen_counselor_id == "co-trauma"
     assert [e["payload"]["new_counselor_id"] for e in decided(components, org)] == ["co-trauma"]
 

@@ -71,6 +71,7 @@ SHARED = {
     ("GET", "/static/<path:filename>"): public("stylesheets"),
     ("GET", "/static/rapport/<path:filename>"): public("stylesheets"),
     ("GET", "/api/audit"): Access(("admin",), echoes_requested_ids=True),
+    ("POST", "/api/audit/exports"): Access(("admin",), where="json", ok=(204,), body=lambda c, t: {"rows": 0}),
 }
 
 RULES: dict[str, dict[tuple[str, str], Access]] = {
@@ -112,14 +113,19 @@ RULES: dict[str, dict[tuple[str, str], Access]] = {
         ("POST", "/api/clients/<client_id>/sessions"): Access(ALL, "client", ok=(201,),
                                                               body=lambda c, t: {"held_on": "2026-03-09"}),
         ("GET", "/api/clients/<client_id>/feedback-requests"): Access(ALL, "client"),
+        # The seeded session is rated (no second feedback link) and its exit interview answered: asked again, with a
+        # reason.
         ("POST", "/api/clients/<client_id>/feedback-requests"): Access(
-            ALL, "client", ok=(201,), body=lambda c, t: {"session_id": c.objects["session"]}),
+            ALL, "client", ok=(201,), body=lambda c, t: {"session_id": c.objects["session"], "kind": "exit_interview",
+                                                         "reissue_reason": "client_asked_to_answer_again"}),
         ("GET", "/api/clients/<client_id>/exit-interviews"): Access(ALL, "client"),
         ("GET", "/api/feedback"): Access(ALL, "client", "query", "client_id", foreign=(200,)),
         # One rating per session: each cell rates a session of its own.
         ("POST", "/api/feedback"): Access(ALL, "client", "json", "client_id", ok=(201,), body=lambda c, t: {
             "client_id": t["id"], "session_number": next(SESSION_NUMBERS), "answers": HIGH_ANSWERS}),
         ("GET", "/api/feedback/<feedback_id>"): Access(ALL, "feedback"),
+        # Names for the ids a page shows: another tenant's client is simply absent from the answer.
+        ("GET", "/api/people"): Access(ALL, "client", "query", "client", foreign=(200,)),
         # pages
         ("GET", "/"): Access(ALL, page=True),
         ("GET", "/counselors"): Access(ALL, page=True),
@@ -133,7 +139,39 @@ RULES: dict[str, dict[tuple[str, str], Access]] = {
         ("POST", "/clients/<client_id>/sessions"): Access(ALL, "client", ok=(303,), page=True,
                                                           body=lambda c, t: {"held_on": "2026-03-16"}),
         ("POST", "/clients/<client_id>/links"): Access(ALL, "client", ok=(303,), page=True, body=lambda c, t: {
-            "session_id": c.objects["session"], "kind": "feedback"}),
+            "session_id": c.objects["session"], "kind": "exit_interview",
+            "reissue_reason": "client_asked_to_answer_again"}),
+        ("POST", "/clients/<client_id>/consent"): Access(CLIENT_WRITERS, "client", ok=(303,), page=True,
+                                                         body=lambda c, t: {"consent_email": "yes"}),
+        ("GET", "/links/<request_id>"): Access(ALL, "link", page=True),
+        # The seeded client gave no consent: a send is refused (422) after the caller's access is checked.
+        ("POST", "/links/<request_id>/send"): Access(ALL, "link", ok=(422,), page=True,
+                                                     body=lambda c, t: {"channel": "email"}),
+        # administration pages (admin_pages.py): the same commands as the API, so the same roles
+        ("GET", "/admin"): Access(OVERSEERS, page=True),
+        ("GET", "/staff"): Access(OVERSEERS, page=True),
+        ("GET", "/staff/new"): Access(("admin",), page=True),
+        ("POST", "/staff/new"): Access(("admin",), "clinic", "form", "clinic_ids", ok=(303,), foreign=(422,), page=True,
+                                       body=lambda c, t: {"email": unique_email(c, t), "display_name": "Form counselor",
+                                                          "password": PASSWORD, "role": "counselor",
+                                                          "clinic_ids": [t["id"]]}),
+        ("GET", "/staff/<staff_id>"): Access(OVERSEERS, "staff", page=True),
+        # The account as it is (a counselor of the body's clinic) and a new name: a supervisor's form sends the
+        # name only; nothing that ends the member's sessions, which other cells use.
+        ("POST", "/staff/<staff_id>"): Access(OVERSEERS, "staff", ok=(303,), page=True, body=lambda c, t: {
+            "display_name": "Counselor", "role": "counselor", "clinic_ids": c.id}),
+        ("POST", "/staff/<staff_id>/active"): Access(("admin",), "staff", ok=(303,), page=True,
+                                                     body=lambda c, t: {"active": "true"}),
+        # A new password would end the sessions of the member other cells act as: the confirmation differs, so
+        # an allowed caller meets the form's refusal (422) after the role and tenancy checks.
+        ("POST", "/staff/<staff_id>/password"): Access(("admin",), "staff", ok=(422,), page=True, body=lambda c, t: {
+            "password": PASSWORD, "confirm_password": "not the same"}),
+        ("GET", "/clinics"): Access(("admin",), page=True),
+        ("POST", "/clinics"): Access(("admin",), where="form", ok=(303,), page=True,
+                                     body=lambda c, t: {"name": "Extra clinic", "instrument_id": "rapport-short"}),
+        ("POST", "/clinics/<clinic_id>"): Access(("admin",), "clinic", ok=(303,), page=True,
+                                                 body=lambda c, t: {"name": f"Clinic {c.position}"}),
+        ("GET", "/audit"): Access(("admin",), page=True),
     },
     "scoring": {
         ("GET", "/api/instruments"): public("the shipped questionnaires' ids and titles, no client data"),
@@ -153,7 +191,8 @@ RULES: dict[str, dict[tuple[str, str], Access]] = {
         ("GET", "/alliance"): Access(STAFF, page=True),
         ("GET", "/alliance/trajectory"): Access(STAFF, "client", "query", "client_id", page=True),
         ("GET", "/alliance/settings"): Access(OVERSEERS, "clinic", "query", "clinic_id", page=True),
-        ("POST", "/alliance/settings"): Access(("admin",), "clinic", "form", "clinic_id", page=True,
+        # Supervisors preview (as in the API); saving is an admin's (tests/integration/test_alert_settings_page.py).
+        ("POST", "/alliance/settings"): Access(OVERSEERS, "clinic", "form", "clinic_id", page=True,
                                                body=lambda c, t: {"clinic_id": c.id, "budget": "1", "action": "preview"}),
         # An image cannot follow a sign-in redirect: without a session it answers 401.
         ("GET", "/charts/trajectory.svg"): Access(STAFF, "client", "query", "client_id"),
@@ -168,6 +207,7 @@ RULES: dict[str, dict[tuple[str, str], Access]] = {
         ("POST", "/api/referrals/<referral_id>/decline"): Access(
             OVERSEERS, "referral", consumes=True, body=lambda c, t: {"reason": "other", "note": "matrix"}),
         ("GET", "/referrals"): Access(ALL, page=True),
+        ("GET", "/referrals/<referral_id>"): Access(ALL, "referral", page=True),
         ("POST", "/referrals/<referral_id>/accept"): Access(
             OVERSEERS, "referral", ok=(303,), page=True, consumes=True,
             body=lambda c, t: {"counselor_id": t.get("candidate", "x")}),
@@ -188,6 +228,11 @@ RULES: dict[str, dict[tuple[str, str], Access]] = {
         ("GET", "/inbox/<notification_id>"): Access(ALL, "notification", page=True),
         ("POST", "/inbox/<notification_id>/ack"): Access(ALL, "notification", ok=(303,), page=True,
                                                          ok_by_role={"admin": (403,)}),
+        # Bulk acknowledgement: every ticked id must be the caller's own as recipient, or nothing is acknowledged
+        # (404 naming none); an admin may read a counselor's notifications but is the recipient of none.
+        ("POST", "/inbox/acknowledge"): Access(ALL, "notification", "form", "notification_id", ok=(303,),
+                                               ok_by_role={"admin": (404,)}, page=True,
+                                               body=lambda c, t: {"notification_id": t["id"]}),
         ("GET", "/supervision"): Access(OVERSEERS, page=True),
         ("GET", "/preferences"): Access(ALL, page=True),
         ("POST", "/preferences"): Access(ALL, where="form", ok=(200,), page=True, body=lambda c, t: {"timezone": "UTC"}),

@@ -21,7 +21,7 @@ SPARE_REFERRALS = {0: 20, 1: 6}  # by clinic position: the matrix decides many i
 SEED_TIMEOUT_S = 90
 
 # Object kinds bound to a client: a caller of another clinic must never see them, nor a counselor another's.
-CLIENT_BOUND = ("client", "intake", "referral", "score", "alert", "notification", "feedback", "session")
+CLIENT_BOUND = ("client", "intake", "referral", "score", "alert", "notification", "feedback", "session", "link")
 
 
 def call(method: str, url: str, expect: int, **kwargs) -> dict | list:
@@ -149,6 +149,8 @@ def _seed_clients(urls: dict[str, str], clinic: Clinic) -> None:
     session = call("POST", f"{intake}/api/clients/{client['id']}/sessions", 201, headers=desk,
                    json={"held_on": "2026-03-02"})
     clinic.objects["session"] = session["id"]
+    clinic.objects["link"] = call("POST", f"{intake}/api/clients/{client['id']}/feedback-requests", 201,
+                                  headers=desk, json={"session_id": session["id"]})["id"]
     # The clinic sends every session below the cutoff to the inbox, so that one low session makes an alert
     # (by default only a lasting low one does). An admin signed in after the clinic was made carries it.
     admin = bearer(Identity(clinic.staff["admin"], clinic.org_id, (clinic.id,), "admin"))

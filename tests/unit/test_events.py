@@ -134,3 +134,31 @@ def test_an_acknowledgement_carries_a_code_for_what_was_done_never_words():
         make_event(Topic.ALERT_ACKNOWLEDGED, {**payload, "action": "We talked about her mother"}, org_id="org1",
                    clinic_id="k1", producer="notify")
     assert set(ACTION_LABELS) == set(events.REPAIR_ACTIONS)
+
+
+def test_an_alert_states_each_dimensions_usual_level_and_one_without_it_still_reads():
+    usual = {"goal": 8.0, "task": 6.5, "bond": None}
+    event = make_event(Topic.ALLIANCE_DROPPED, {**ALERT, "kind": "change", "rules": ["rupture"],
+                                                "subscales": {"goal": 4, "task": 6, "bond": 7},
+                                                "usual_subscales": usual},
+                       org_id="org1", clinic_id="k1", producer="scoring")
+    decoded = decode_event(encode_event(event))
+    assert decoded.payload.usual_subscales == events.SubscaleScores(**usual)
+    # A version-2 event made before the field existed (still on the topic) reads, with no usual levels.
+    raw = json.loads(encode_event(event))
+    del raw["payload"]["usual_subscales"]
+    older = decode_event(json.dumps(raw).encode())
+    assert older.version == 2 and older.payload.usual_subscales == events.SubscaleScores()
+    assert older.payload.subscales == events.SubscaleScores(goal=4, task=6, bond=7)
+
+
+def test_a_version_1_alert_upcasts_without_usual_levels():
+    raw = {"event_id": "x1", "type": "alliance.dropped", "version": 1, "occurred_at": "2026-11-02T10:00:00+00:00",
+           "org_id": "org1", "clinic_id": "k1", "correlation_id": "x1", "producer": "scoring",
+           "payload": {**ALERT, "rule": "rupture", "subscales": {"goal": 4}}}
+    decoded = decode_event(json.dumps(raw).encode())
+    assert decoded.version == 2 and decoded.payload.kind == "change"
+    assert decoded.payload.usual_subscales == events.SubscaleScores()
+    assert decoded.payload.subscales == events.SubscaleScores(goal=4)
+    # The version-1 schema does not know the field: what a version-1 producer could not have sent is not read.
+    assert "usual_subscales" not in events.PAYLOAD_SCHEMAS[(Topic.ALLIANCE_DROPPED.value, 1)]._declared_fields

@@ -85,6 +85,14 @@ def test_assignments_across_organisations_clinics_or_roles_are_refused(org, clin
     assert refused.value.field == "counselor_id"
 
 
+def test_a_referral_decided_for_another_counselor_than_the_clients_now_is_stale_unless_already_carried_out():
+    assert not domain.referral_is_stale("co-1", "co-1", already_recorded=False)
+    assert domain.referral_is_stale("co-1", "co-2", already_recorded=False)
+    assert domain.referral_is_stale(None, "co-2", already_recorded=False)
+    # A redelivery of a decision carried out already: the client is with the chosen counselor, not stale.
+    assert not domain.referral_is_stale("co-1", "co-9", already_recorded=True)
+
+
 def test_session_numbers_follow_the_highest_recorded():
     assert domain.next_session_number([]) == 1
     assert domain.next_session_number([1, 3, 2]) == 4
@@ -105,3 +113,9 @@ def test_who_may_change_what_of_which_staff(actor, target, changed, allowed):
     else:
         with pytest.raises(domain.Forbidden):
             domain.check_staff_change(actor, target, frozenset(changed))
+
+
+def test_a_counselor_counseled_a_client_when_an_assignment_names_them_either_way():
+    history = [("co-1", None), ("co-2", "co-1")]
+    assert domain.counseled_before("co-1", history) and domain.counseled_before("co-2", history)
+    assert not domain.counseled_before("co-3", history) and not domain.counseled_before("co-1", [])

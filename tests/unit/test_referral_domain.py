@@ -1,8 +1,10 @@
+import json
 import random
 
 import pytest
 
-from services.common.events import ExitInterviewSubmitted
+from services.common.events import (ExitInterviewSubmitted, InvalidEvent, ReferralDecided, decode_event, encode_event,
+                                    make_event)
 from services.common.instruments import instrument_definitions
 from services.referral import domain
 from services.referral.domain import (ClientAlliance, ClientProfile, Counselor, Directory, FitStat,
@@ -218,10 +220,59 @@ def test_a_score_counted_already_changes_nothing():
 # --- workflow ---------------------------------------------------------------------------------------------
 
 def test_accepting_needs_an_open_referral_and_one_of_its_candidates():
-    domain.check_accept(domain.OPEN, ["a", "b"], "b")
+    domain.check_accept(domain.OPEN, ["a", "b"], "b", "co-1", "co-1")
     with pytest.raises(domain.NotACandidate):
-        domain.check_accept(domain.OPEN, ["a"], "z")
-    with pytest.raises(domain.ReferralNotOpen):
-        domain.check_accept(domain.ACCEPTED, ["a"], "a")
+        domain.check_accept(domain.OPEN, ["a"], "z", "co-1", "co-1")
+    for closed in (domain.ACCEPTED, domain.SUPERSEDED):
+        with pytest.raises(domain.ReferralNotOpen) as refused:
+            domain.check_accept(closed, ["a"], "a", "co-1", "co-1")
+        assert refused.value.status == closed
     with pytest.raises(domain.ReferralNotOpen):
         domain.check_decline(domain.DECLINED)
+
+
+def test_a_referral_made_for_another_counselor_than_the_clients_now_is_refused_as_stale():
+    with pytest.raises(domain.StaleReferral) as refused:
+        domain.check_accept(domain.OPEN, ["a"], "a", "co-1", "co-2")
+    assert (refused.value.decided_for, refused.value.current) == ("co-1", "co-2")
+    with pytest.raises(domain.StaleReferral):  # made for a client without a counselor, who has one now
+        domain.check_accept(domain.OPEN, ["a"], "a", None, "co-2")
+    # A client whose assignment referral has not heard of yet contradicts nothing (intake checks again).
+    domain.check_accept(domain.OPEN, ["a"], "a", "co-1", None)
+
+
+def test_an_assignment_supersedes_the_open_referrals_made_for_another_counselor():
+    assert domain.superseded_by_assignment(domain.OPEN, "co-1", "co-2")
+    assert domain.superseded_by_assignment(domain.OPEN, None, "co-2")
+    # Made for the counselor the client has now (a review of the new match): stays open.
+    assert not domain.superseded_by_assignment(domain.OPEN, "co-2", "co-2")
+    # Decided ones keep their decision.
+    for closed in (domain.ACCEPTED, domain.DECLINED, domain.SUPERSEDED):
+        assert not domain.superseded_by_assignment(closed, "co-1", "co-2")
+
+
+
+# --- the referral.decided contract ---------------------------------------------------------------------------
+
+def _decided_on_the_wire(version, decision):
+    return json.dumps({
+        "event_id": "x1", "type": "referral.decided", "version": version, "occurred_at": "2026-11-02T10:00:00+00:00",
+        "org_id": "org1", "clinic_id": "k1", "correlation_id": "x1", "producer": "referral",
+        "payload": {"referral_id": "r1", "client_id": "c1", "decision": decision, "decided_by": "s1",
+                    "previous_counselor_id": "t1", "new_counselor_id": "t2"}}).encode()
+
+
+def test_a_version_1_decision_still_on_the_topic_is_read_as_the_current_version():
+    decoded = decode_event(_decided_on_the_wire(1, "accepted"))
+    assert decoded.version == 2 and isinstance(decoded.payload, ReferralDecided)
+    assert (decoded.payload.decision, decoded.payload.new_counselor_id) == ("accepted", "t2")
+    with pytest.raises(InvalidEvent):  # version 1 never said "superseded"
+        decode_event(_decided_on_the_wire(1, "superseded"))
+
+
+def test_a_superseded_referral_is_announced_as_version_2():
+    event = make_event("referral.decided", {"referral_id": "r1", "client_id": "c1", "decision": "superseded",
+                                            "decided_by": "s1", "previous_counselor_id": "t1",
+                                            "new_counselor_id": "t2"},
+                       org_id="org1", clinic_id="k1", producer="referral")
+    assert event.version == 2 and decode_event(encode_event(event)).payload.decision == "superseded"

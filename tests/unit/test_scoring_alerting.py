@@ -215,3 +215,42 @@ def test_exit_interview_wish_for_someone_else_alerts_only_when_configured():
     assert alerting.evaluate_exit_interview(score_, EXIT).dimension == "task"
     assert alerting.evaluate_exit_interview(score_, {**EXIT, "when_wants_someone_else": False}) is None
     assert alerting.evaluate_exit_interview(score_, {**EXIT, "enabled": False}) is None
+
+
+# --- The usual level of each dimension ------------------------------------------------------------------
+
+def test_an_alert_carries_each_dimensions_usual_level_over_the_same_baseline_as_the_total():
+    # Sessions 1-3 are the baseline of session 5; session 4 (the previous one) is left out of both.
+    baseline = [score(27, goal=9, task=8, bond=10), score(27, goal=7, task=8, bond=10),
+                score(27, goal=8, task=6, bond=9)]
+    results = run(*baseline, score(27, goal=2, task=12, bond=13), score(17, goal=4, task=6, bond=7))
+    alert = results[4].alert
+    assert alert.kind == alerting.CHANGE and alert.fall.baseline_mean == 27
+    assert alert.usual_subscales == pytest.approx({"goal": 8, "task": 22 / 3, "bond": 29 / 3})
+    # "agreement on goals 4 against a usual 8": the dimension named is the one that fell most against it.
+    assert alert.dimension == "goal" and alert.usual_subscales["goal"] - 4 == pytest.approx(4)
+
+
+def test_a_level_alert_with_a_baseline_carries_the_usual_levels_too():
+    results = run(29, 29, 26, 26, 26)  # the third session below the cutoff, with sessions 1-3 as the baseline
+    alert = results[4].alert
+    assert alert.kind == alerting.LEVEL and alert.fall is not None
+    assert alert.usual_subscales == pytest.approx({s: (29 + 29 + 26) / 9 for s in ("goal", "task", "bond")})
+
+
+def test_no_usual_levels_without_a_baseline_or_for_exit_interviews():
+    # Persistently low from the first session: at session 3 one baseline session is too few.
+    level = run(25, 25, 25)[2].alert
+    assert level.kind == alerting.LEVEL and level.fall is None and level.usual_subscales == {}
+    # A drop against the previous session, before there is a baseline.
+    change = run(30, 20, settings=rules(drop_vs_previous={"enabled": True, "min_drop_sd": 1}))[1].alert
+    assert change.kind == alerting.CHANGE and change.fall is None and change.usual_subscales == {}
+    exit_alert = alerting.evaluate_exit_interview(alerting.score_exit_interview(exit_answers(2, 2, 2)), EXIT)
+    assert exit_alert.usual_subscales == {}
+
+
+def test_a_dimension_with_no_values_in_the_baseline_has_no_usual_level():
+    points = [alerting.Point(1, 20, {"goal": 6, "task": 7, "bond": None}),
+              alerting.Point(2, 22, {"goal": 8, "task": None})]
+    assert alerting.baseline_subscale_means(points) == {"goal": 7, "task": 7, "bond": None}
+    assert alerting.baseline_subscale_means([]) == {"goal": None, "task": None, "bond": None}

@@ -23,7 +23,7 @@ def test_the_chart_is_standalone_svg_with_every_line_the_cutoff_and_alert_marker
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert "cutoff 27" in texts and {"Total", "Goal", "Task", "Bond", "Alert"} <= set(texts)
     markers = [g for g in root.iter(f"{SVG}g") if g.get("class") == "alert-marker"]
-    assert [m.find(f"{SVG}title").text for m in markers] == ["Session 3: rupture, persistently low"]
+    assert [m.find(f"{SVG}title").text for m in markers] == ["Session 3: Sudden fall, Low for several sessions"]
     # The level flag is a ring of its own, not an alert.
     flags = [g for g in root.iter(f"{SVG}g") if g.get("class") == "flag-marker"]
     assert [f.find(f"{SVG}title").text for f in flags] == ["Session 3: below the cutoff"]
@@ -37,7 +37,7 @@ def test_the_text_alternative_says_what_the_chart_shows():
     text = describe(TRAJECTORY)
     assert "totals by session 1: 29, 2: 28, 3: 22" in text
     assert "flagged below it at session(s) 3" in text
-    assert "session 3: rupture, persistently low" in text
+    assert "session 3: Sudden fall, Low for several sessions" in text
     root = ET.fromstring(render_trajectory(TRAJECTORY))
     assert root.find(f"{SVG}desc").text == text and "c-1" in root.find(f"{SVG}title").text
 

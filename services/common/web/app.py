@@ -8,7 +8,7 @@ import time
 from dataclasses import fields as dataclass_fields
 from typing import Any, Callable, Mapping, Sequence
 
-from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request
 from flask_smorest import Api
 from jinja2 import ChoiceLoader, PackageLoader
 from pymongo.errors import ConnectionFailure
@@ -21,6 +21,7 @@ from services.common.config import Settings
 from services.common.events import ID_PATTERN, current_correlation_id, new_id
 from services.common.logs import configure_logging
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from services.common.vocabulary import words
 from services.common.web.defences import csrf_token, protective_headers, refuse_cross_site_writes
 from services.common.web.health import health, kafka_ext, mongo_ext
 from services.common.web.identity import current_identity, refresh_session_cookie, settings
@@ -50,7 +51,9 @@ def create_service_app(import_name: str, service: str, config: Mapping[str, Any]
     app.config.update({k: v for k, v in config.items() if k not in SETTINGS_KEYS})
     app.extensions["rapport.settings"] = settings
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.add_template_filter(words)  # codes in words on every page: services/common/vocabulary.py
     api = Api(app)
+    app.register_error_handler(HTTPException, _error_page_or_json(api))
     app.register_blueprint(health)
     app.register_blueprint(ui)
     # Service templates first, then the shared layout (services/common/templates/base.html).
@@ -161,6 +164,18 @@ def _layout_context() -> dict:
 
 # The shared stylesheet lives beside the shared templates, in services/common.
 ui = Blueprint("rapport_ui", __name__, static_folder="../static", static_url_path="/static/rapport")
+
+
+def _error_page_or_json(api: Api):
+    """A browser asking for a page that is missing or not for it gets a page with the layout and a way on;
+    the API (and any caller not preferring HTML) keeps flask-smorest's JSON errors."""
+    def handle(error: HTTPException):
+        accept = request.accept_mimetypes
+        if (not request.path.startswith("/api/") and error.code and error.code >= 400
+                and accept.quality("text/html") > accept.quality("application/json")):
+            return render_template("error.html", error=error), error.code
+        return api.handle_http_exception(error)
+    return handle
 
 
 def _unexpected_error(error: Exception):

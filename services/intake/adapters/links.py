@@ -42,3 +42,12 @@ def verify(secret: str, kind: str, token: str, now: datetime | None = None) -> s
     if (now or datetime.now(timezone.utc)).timestamp() >= claims["e"]:
         raise LinkExpired()
     return claims["r"]
+
+
+# Where each kind of link opens (services/intake/entrypoints/pages.py: /f/<token>, /x/<token>).
+PATHS = {"feedback": "f", "exit_interview": "x"}
+
+
+def url(base_url: str, secret: str, kind: str, request_id: str, expires_at: datetime) -> str:
+    """The address the client opens: intake's public URL, the kind's path and the signed token."""
+    return f"{base_url.rstrip('/')}/{PATHS[kind]}/{sign(secret, kind, request_id, expires_at)}"

@@ -70,6 +70,14 @@ class Assignment(me.EmbeddedDocument):
     referral_id = me.StringField()
 
 
+class ContactConsent(me.EmbeddedDocument):
+    """The client's consent to be contacted, per channel, as recorded by a staff member at a time."""
+    email = me.BooleanField(required=True)
+    sms = me.BooleanField(required=True)
+    recorded_by = me.StringField(required=True)
+    recorded_at = me.DateTimeField(required=True)
+
+
 class Client(OutboxDocument):
     id = me.StringField(primary_key=True)
     intake_id = me.StringField(required=True)
@@ -85,6 +93,8 @@ class Client(OutboxDocument):
     urgency = me.StringField(required=True)
     notes = me.StringField()
     counselor_id = me.StringField()
+    # Every consent given or withdrawn, oldest first: the last one holds (none: no consent).
+    consents = me.ListField(me.EmbeddedDocumentField(ContactConsent))
     assignments = me.ListField(me.EmbeddedDocumentField(Assignment))
     # The assignments' ids again, as plain strings: FerretDB 1.24 cannot match `$ne` through an array of
     # embedded documents, and "not yet recorded" is what makes an assignment happen at most once.
@@ -120,7 +130,31 @@ class FeedbackRequest(SessionRecord):
     answered_at = me.DateTimeField()
     created_by = me.StringField(required=True)
     created_at = me.DateTimeField(default=utcnow)
-    meta = {"collection": "feedback_requests", "indexes": [("org_id", "client_id")]}
+    # Why a link was made for a session the client had answered (domain.REISSUE_REASONS), and a note.
+    reissue_reason = me.StringField()
+    reissue_note = me.StringField()
+    # When it last went to the client (sent or reminded) and how many reminders it had: what the reminder
+    # pass reads; the deliveries themselves are LinkDelivery documents.
+    last_sent_at = me.DateTimeField()
+    reminders_sent = me.IntField(default=0)
+    meta = {"collection": "feedback_requests", "indexes": [("org_id", "client_id"), ("answered_at", "expires_at")]}
+
+
+class LinkDelivery(me.Document):
+    """A link sent to a client by e-mail or text message. Recorded before it is sent (outcome `sending`),
+    then `sent` or `failed`; a reminder's id derives from its link and number, so it is recorded once."""
+
+    id = me.StringField(primary_key=True)
+    request_id = me.StringField(required=True)
+    org_id = me.StringField(required=True)
+    client_id = me.StringField(required=True)
+    channel = me.StringField(required=True, choices=("email", "sms"))
+    purpose = me.StringField(required=True, choices=("link", "reminder"))
+    sent_by = me.StringField()  # the staff member; None for the worker's reminders
+    at = me.DateTimeField(required=True)
+    outcome = me.StringField(required=True, choices=("sending", "sent", "failed"))
+    error = me.StringField()  # a class of failure (DeliveryError), never the server's words
+    meta = {"collection": "link_deliveries", "indexes": ["request_id"]}
 
 
 class FeedbackSubmission(SessionRecord, OutboxDocument):

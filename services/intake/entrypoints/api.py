@@ -7,6 +7,7 @@ from datetime import timedelta
 from flask import g, request
 from flask_smorest import Blueprint, abort
 
+from services.common import audit
 from services.common.auth import issue_token
 from services.common.ratelimit import too_many
 from services.common.schemas import QuerySetPage
@@ -22,8 +23,8 @@ from services.intake.commands import (AssignCounselor, CreateClinic, CreateFeedb
 from services.intake.adapters.models import FeedbackRequest
 from services.intake.entrypoints.schemas import (AssignmentRequestSchema, ClientQuerySchema, ClientSchema, ClinicSchema, ClinicUpdateSchema,
                       CounselorProfileSchema, CounselorQuerySchema, CounselorSchema, ExitInterviewSchema,
-                      FeedbackQuerySchema, FeedbackRequestSchema, FeedbackSchema, IdentitySchema, SessionSchema, StaffSchema,
-                      StaffUpdateSchema, TokenRequestSchema, TokenSchema)
+                      FeedbackQuerySchema, FeedbackRequestSchema, FeedbackSchema, IdentitySchema, PeopleQuerySchema,
+                      PeopleSchema, SessionSchema, StaffSchema, StaffUpdateSchema, TokenRequestSchema, TokenSchema)
 
 auth = Blueprint("auth", __name__, url_prefix="/api/auth", description="Sign-in for API callers")
 clinics = Blueprint("clinics", __name__, url_prefix="/api/clinics", description="Clinics of the organisation")
@@ -32,7 +33,9 @@ counselors = Blueprint("counselors", __name__, url_prefix="/api/counselors", des
 clients = Blueprint("clients", __name__, url_prefix="/api/clients",
                     description="Clients: registration (intake), assignment, sessions, feedback links")
 feedback = Blueprint("feedback", __name__, url_prefix="/api/feedback", description="Session feedback")
-BLUEPRINTS = (auth, clinics, staff, counselors, clients, feedback)
+people = Blueprint("people", __name__, url_prefix="/api/people",
+                   description="Names for the ids other services' pages show (people.js)")
+BLUEPRINTS = (auth, clinics, staff, counselors, clients, feedback, people)
 
 ANY_STAFF = domain.STAFF_ROLES
 
@@ -270,7 +273,8 @@ def list_feedback_requests(client_id):
 def create_feedback_request(data, client_id):
     """A signed, single-use, expiring link for the client: session feedback or the exit interview."""
     request = run(CreateFeedbackRequest(caller(), client_id, data["session_id"],
-                                        data["kind"], timedelta(hours=data["valid_for_hours"])))
+                                        data["kind"], timedelta(hours=data["valid_for_hours"]),
+                                        reissue_reason=data["reissue_reason"], reissue_note=data["reissue_note"]))
     return with_url(request)
 
 
@@ -284,9 +288,7 @@ def list_exit_interviews(client_id):
 
 
 def link_url(request: FeedbackRequest) -> str:
-    token = links.sign(settings().jwt_secret, request.kind, request.id, request.expires_at)
-    path = "f" if request.kind == "feedback" else "x"
-    return f"{settings().intake_url}/{path}/{token}"
+    return links.url(settings().intake_url, settings().jwt_secret, request.kind, request.id, request.expires_at)
 
 
 def with_url(request: FeedbackRequest) -> dict:
@@ -320,3 +322,26 @@ def list_feedback(query):
 @feedback.response(200, FeedbackSchema)
 def get_feedback(feedback_id):
     return queries.feedback_entry(caller(), feedback_id) or abort(404)
+
+
+# --- names for other services' pages ---
+
+# Ids per kind in one look-up: a page shows far fewer; more is a caller to refuse, not a query to run.
+MAX_PEOPLE_IDS = 200
+
+
+@people.get("")
+@guard(*ANY_STAFF)
+@people.arguments(PeopleQuerySchema, location="query")
+@people.response(200, PeopleSchema)
+@people.alt_response(400, description="More than 200 ids of one kind")
+def list_people(query):
+    """Display names for client, staff and clinic ids (`?client=<id>&client=<id>&staff=<id>&clinic=<id>`),
+    under the caller's own permissions: ids the caller may not see, or that do not exist, are simply absent.
+    The clients named are recorded in the audit trail as the read's subjects."""
+    for kind in ("client", "staff", "clinic"):
+        if len(query[kind]) > MAX_PEOPLE_IDS:
+            abort(400, errors={"query": {kind: [f"At most {MAX_PEOPLE_IDS} ids per request."]}})
+    found = queries.people_names(caller(), query["client"], query["staff"], query["clinic"])
+    audit.reads(*found["clients"])
+    return found

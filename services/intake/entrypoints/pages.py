@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
+import segno
 from flask import Blueprint, g, redirect, render_template, request, url_for
+from markupsafe import Markup
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
@@ -22,7 +24,7 @@ from services.intake import domain, queries
 from services.intake.adapters import links
 from services.intake.adapters.accounts import SignInAmbiguous, record_throttled, sign_in, throttle
 from services.intake.commands import (AnswerExitInterview, AnswerFeedbackLink, AssignCounselor, CreateFeedbackRequest,
-                                      RecordSession, RegisterClient, SignOut)
+                                      RecordContactConsent, RecordSession, RegisterClient, SendLink, SignOut)
 from services.intake.entrypoints.api import link_url
 from services.intake.entrypoints.schemas import ClientSchema, CounselorQuerySchema, SessionSchema
 
@@ -31,7 +33,9 @@ pages = Blueprint("intake_pages", __name__, template_folder="templates")
 LINK_VALID_FOR = timedelta(hours=72)
 # Messages shown after a redirect (post/redirect/get), by code, so no text travels in the URL.
 NOTICES = {"registered": "Client registered.", "assigned": "Counselor assigned.",
-           "session": "Session recorded.", "link": "Link created: copy it below and send it to the client."}
+           "session": "Session recorded.", "consent": "Consent recorded.",
+           "link": "Link created: send it to the client, show its QR code, or copy it.",
+           "sent": "Link sent to the client."}
 
 
 def _vocabulary() -> dict:
@@ -102,6 +106,7 @@ def home():
     today, recent = queries.front_desk_day(identity, date.today())
     audit.reads(*(c.id for c in today + recent))
     return render_template("home.html", today=today, recent=recent,
+                           counselor_names=queries.staff_names(identity, (c.counselor_id for c in today + recent)),
                            clinic_names=queries.clinic_names(identity), notice=NOTICES.get(request.args.get("done")))
 
 
@@ -125,7 +130,7 @@ def new_client():
         form = MultiDict({"clinic_id": clinics[0].id})
     counselors = queries.counselor_views(list(queries.search_counselors(identity, accepting=True)))
     return render_template("client_new.html", form=form, errors=errors, clinics=clinics, counselors=counselors,
-                           **_vocabulary()), 422 if errors else 200
+                           sms_enabled=bool(settings().sms_webhook_url), **_vocabulary()), 422 if errors else 200
 
 
 def _client_input(form: MultiDict) -> dict:
@@ -136,6 +141,7 @@ def _client_input(form: MultiDict) -> dict:
             "date_of_birth": text("date_of_birth"), "email": text("email"), "phone": text("phone"),
             "concerns": form.getlist("concerns"), "urgency": text("urgency") or "routine", "notes": text("notes"),
             "counselor_id": text("counselor_id"),
+            "contact_consent": {"email": form.get("consent_email") == "yes", "sms": form.get("consent_sms") == "yes"},
             "preferences": {"language": text("language"), "modality": text("modality") or "either",
                             "counselor_gender": text("counselor_gender"), "days": form.getlist("days"),
                             "times": form.getlist("times")}}
@@ -171,15 +177,20 @@ def client_page(client_id, errors=None, status=200):
     sessions = list(queries.sessions_of(client))
     requests = queries.feedback_requests_of(client)
     now = datetime.now(timezone.utc)
-    link_rows = [{"request": r, "url": link_url(r),
-                  "state": domain.link_state(r.expires_at, r.answered_at is not None, now)} for r in requests]
-    counselors = queries.counselor_views(list(queries.search_counselors(identity, clinic_id=client.clinic_id)))
+    link_rows = [{"request": r, "state": domain.link_state(r.expires_at, r.answered_at is not None, now)}
+                 for r in requests]
+    consent = client.consents[-1] if client.consents else None
+    counselors = queries.assignable_counselors(identity, client)
+    named = [client.counselor_id, *(a.counselor_id for a in client.assignments), *(s.counselor_id for s in sessions)]
     return render_template(
         "client.html", client=client, sessions=sessions, links=link_rows, counselors=counselors,
-        counselor_names={c["id"]: c["display_name"] for c in counselors},
+        rated=queries.rated_session_numbers(client),
+        counselor_names=queries.staff_names(identity, named),
         exit_interviews=list(queries.exit_interviews(identity, client)), clinic_names=queries.clinic_names(identity),
         errors=errors or {}, notice=NOTICES.get(request.args.get("done")), today=date.today().isoformat(),
-        can_write=identity.role in domain.CLIENT_WRITERS), status
+        can_write=identity.role in domain.CLIENT_WRITERS, consent=consent,
+        consent_by=queries.staff_names(identity, [consent.recorded_by]) if consent else {},
+        sms_enabled=bool(settings().sms_webhook_url)), status
 
 
 def _client_action(client_id, roles, build, done):
@@ -214,11 +225,81 @@ def record_session(client_id):
     return _client_action(client_id, domain.STAFF_ROLES, build, "session")
 
 
+@pages.post("/clients/<client_id>/consent")
+def record_consent(client_id):
+    return _client_action(client_id, domain.CLIENT_WRITERS, lambda identity: RecordContactConsent(
+        identity, client_id, email=request.form.get("consent_email") == "yes",
+        sms=request.form.get("consent_sms") == "yes"), "consent")
+
+
+# --- a client's links: made, shown as a QR code, copied, sent ---
+
 @pages.post("/clients/<client_id>/links")
 def create_link(client_id):
-    kind = request.form.get("kind") if request.form.get("kind") in links.KINDS else "feedback"
-    return _client_action(client_id, domain.STAFF_ROLES, lambda identity: CreateFeedbackRequest(
-        identity, client_id, request.form.get("session_id", ""), kind, LINK_VALID_FOR), "link")
+    """A new link, then its page. For a session the client answered already the form asks why first."""
+    identity = require_page_identity(*domain.STAFF_ROLES)
+    if identity is None:
+        return signin_redirect()
+    form = request.form
+    kind = form.get("kind") if form.get("kind") in links.KINDS else "feedback"
+    try:
+        created = command_bus().handle(CreateFeedbackRequest(
+            identity, client_id, form.get("session_id", ""), kind, LINK_VALID_FOR,
+            reissue_reason=form.get("reissue_reason") or None, reissue_note=form.get("reissue_note") or None))
+    except domain.NotFound:
+        return render_template("not_found.html"), 404
+    except domain.Refused as exc:
+        if exc.field not in ("reissue_reason", "reissue_note"):
+            return client_page(client_id, errors={exc.field: exc.message}, status=422)
+        client = queries.scoped_client(identity, client_id)
+        session = next(s for s in queries.sessions_of(client) if s.id == form.get("session_id"))
+        # Asked for the first time, the page explains; a reason form sent back incomplete marks its field.
+        errors = {exc.field: exc.message} if "reissue_reason" in form else {}
+        return render_template("link_reissue.html", client=client, session=session, kind=kind, form=form,
+                               reasons=domain.REISSUE_REASONS, errors=errors,
+                               note_max=domain.REISSUE_NOTE_MAX), 422
+    return redirect(url_for("intake_pages.link_page", request_id=created.id, done="link"), 303)
+
+
+@pages.get("/links/<request_id>")
+def link_page(request_id, errors=None, status=200):
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    try:
+        link, client = queries.scoped_request(identity, request_id)
+    except domain.NotFound:
+        return render_template("not_found.html"), 404
+    audit.reads(client.id)
+    state = domain.link_state(link.expires_at, link.answered_at is not None, datetime.now(timezone.utc))
+    url = link_url(link)
+    # Drawn here as SVG markup (no script, no inline style): a tablet in the clinic shows it to the client.
+    qr = Markup(segno.make(url, error="m").svg_inline(
+        scale=6, omitsize=True, svgclass="qr-code", lineclass=None,
+        title=f"QR code of the link for session {link.session_number}")) if state == "open" else None
+    sms_enabled = bool(settings().sms_webhook_url)
+    facts = queries.contact_facts(client)
+    deliveries = queries.deliveries_of(link)
+    return render_template(
+        "link.html", client=client, link=link, state=state, url=url, qr=qr, deliveries=deliveries,
+        sms_enabled=sms_enabled,
+        refusals={c: domain.contact_refusal(c, facts, sms_enabled) for c in domain.CONTACT_CHANNELS},
+        staff_names=queries.staff_names(identity, [link.created_by, *(d.sent_by for d in deliveries)]),
+        reasons=domain.REISSUE_REASONS, errors=errors or {}, notice=NOTICES.get(request.args.get("done"))), status
+
+
+@pages.post("/links/<request_id>/send")
+def send_link(request_id):
+    identity = require_page_identity(*domain.STAFF_ROLES)
+    if identity is None:
+        return signin_redirect()
+    try:
+        command_bus().handle(SendLink(identity, request_id, request.form.get("channel", "")))
+    except domain.NotFound:
+        return render_template("not_found.html"), 404
+    except domain.Refused as exc:
+        return link_page(request_id, errors={exc.field: exc.message}, status=422)
+    return redirect(url_for("intake_pages.link_page", request_id=request_id, done="sent"), 303)
 
 
 # --- directory ---

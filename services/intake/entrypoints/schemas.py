@@ -10,7 +10,7 @@ from services.common.events import CONCERNS, MODALITIES, URGENCIES
 from services.common.schemas import IdField, PlainText, RequestSchema, ResponseSchema
 
 from services.intake.adapters.accounts import MIN_PASSWORD_LENGTH
-from services.intake.domain import DAYS, GENDERS, TIMES
+from services.intake.domain import DAYS, GENDERS, REISSUE_NOTE_MAX, REISSUE_REASONS, TIMES
 from services.intake.adapters.links import KINDS
 
 LANGUAGE = validate.Regexp(r"^[a-z]{2}$", error="Use a two-letter ISO 639-1 code, e.g. en.")
@@ -133,6 +133,11 @@ class AssignmentSchema(ResponseSchema):
     referral_id = fields.String(allow_none=True)
 
 
+class ContactConsentSchema(RequestSchema):
+    email = fields.Boolean(load_default=False, metadata={"description": "agrees to links and reminders by e-mail"})
+    sms = fields.Boolean(load_default=False, metadata={"description": "agrees to them by text message"})
+
+
 def _in_the_past(day: date) -> None:
     if day > date.today():
         raise ValidationError("A date of birth cannot be in the future.")
@@ -161,6 +166,8 @@ class ClientSchema(RequestSchema):
     notes = fields.String(load_default=None, allow_none=True,
                           validate=[validate.Length(max=4000), PlainText(multiline=True)])
     counselor_id = IdField(load_default=None, allow_none=True)
+    contact_consent = fields.Nested(ContactConsentSchema, load_default=dict, load_only=True,
+                                    metadata={"description": "recorded with who and when; absent: none"})
 
 
 class ClientQuerySchema(RequestSchema):
@@ -197,6 +204,10 @@ class FeedbackRequestSchema(RequestSchema):
     session_id = IdField(required=True)
     kind = fields.String(load_default="feedback", validate=validate.OneOf(KINDS))
     valid_for_hours = fields.Integer(load_default=72, load_only=True, validate=validate.Range(min=1, max=24 * 30))
+    reissue_reason = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(list(REISSUE_REASONS)),
+                                   metadata={"description": "required when the client answered this session already"})
+    reissue_note = fields.String(load_default=None, allow_none=True,
+                                 validate=[validate.Length(max=REISSUE_NOTE_MAX), PlainText(multiline=True)])
 
 
 class FeedbackSchema(RequestSchema):
@@ -230,3 +241,20 @@ class ExitInterviewSchema(ResponseSchema):
     comment = fields.String(allow_none=True,
                             metadata={"description": "the client's own words; null for the front desk"})
     created_at = fields.AwareDateTime()
+
+
+# --- names for other services' pages ---
+
+class PeopleQuerySchema(RequestSchema):
+    client = fields.List(IdField(), load_default=list, metadata={"description": "a client id; repeat for more"})
+    staff = fields.List(IdField(), load_default=list, metadata={"description": "a staff id; repeat for more"})
+    clinic = fields.List(IdField(), load_default=list, metadata={"description": "a clinic id; repeat for more"})
+
+
+class PeopleSchema(ResponseSchema):
+    clients = fields.Dict(keys=fields.String(), values=fields.String(),
+                          metadata={"description": "client id -> display name, for the clients the caller may see"})
+    staff = fields.Dict(keys=fields.String(), values=fields.String(),
+                        metadata={"description": "staff id -> display name, within the caller's organisation"})
+    clinics = fields.Dict(keys=fields.String(), values=fields.String(),
+                          metadata={"description": "clinic id -> name, within the caller's organisation"})

@@ -1,5 +1,6 @@
-"""Intake's worker: consumes `referral.decided` (an accepted referral reassigns the client) and runs the
-outbox relay for events the API could not publish itself, in one process.
+"""Intake's worker: consumes `referral.decided` (an accepted referral reassigns the client), runs the
+outbox relay for events the API could not publish itself and reminds clients of unanswered links, in one
+process.
 
 `python -m services.intake.entrypoints.worker`
 """

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from marshmallow import ValidationError
+from werkzeug.exceptions import Forbidden, NotFound
 
 from services.common import audit
 from services.common.repair import ACTION_LABELS
@@ -12,21 +13,26 @@ from services.common.web.app import command_bus
 from services.common.web.identity import require_page_identity, settings, signin_redirect
 
 from services.notify import domain, queries
-from services.notify.commands import Acknowledge, ReplacePreferences
+from services.notify.commands import Acknowledge, AcknowledgeMany, ReplacePreferences
 from services.notify.entrypoints.schemas import PreferencesSchema
 
 pages = Blueprint("pages", __name__, template_folder="templates")
 
 
+# An error handler cannot abort() (what it raises is not handled again: a 500); it hands the HTTP error to
+# the app's own handler, which answers a browser with the error page.
 @pages.errorhandler(domain.NoSuchNotification)
 @pages.errorhandler(domain.NoSuchClinic)
 def _not_found(_error):
-    abort(404)
+    return current_app.handle_http_exception(NotFound())
 
 
 @pages.errorhandler(domain.NotYours)
 def _not_yours(_error):
-    abort(403)
+    return current_app.handle_http_exception(Forbidden())
+
+
+INBOX_LENGTH = 100
 
 
 @pages.get("/inbox")
@@ -34,9 +40,29 @@ def inbox_page():
     identity = require_page_identity()
     if identity is None:
         return signin_redirect()
-    items = list(queries.inbox_of(identity).limit(100))
+    return _inbox(identity)
+
+
+@pages.post("/inbox/acknowledge")
+def acknowledge_many_page():
+    """The inbox's bulk acknowledgement: the ticked notifications, with one answer to what was done."""
+    identity = require_page_identity()
+    if identity is None:
+        return signin_redirect()
+    chosen = request.form.getlist("notification_id")
+    if not chosen:
+        return _inbox(identity, error="Tick the notifications to acknowledge."), 422
+    if len(chosen) > INBOX_LENGTH:
+        return _inbox(identity, error=f"Acknowledge at most {INBOX_LENGTH} at once."), 422
+    command_bus().handle(AcknowledgeMany(identity, tuple(chosen), _chosen_action()))
+    return redirect(url_for("pages.inbox_page"), 303)
+
+
+def _inbox(identity, error: str | None = None):
+    items = list(queries.inbox_of(identity).limit(INBOX_LENGTH))
     audit.reads(*(n.client_id for n in items))
-    return render_template("inbox.html", items=items, unread=queries.unread_count(identity))
+    return render_template("inbox.html", groups=domain.group_by_client(items), error=error,
+                           unread=queries.unread_count(identity), actions=ACTION_LABELS)
 
 
 @pages.get("/inbox/<notification_id>")
@@ -47,11 +73,12 @@ def notification_page(notification_id):
     n = queries.visible_notification(identity, notification_id)
     audit.reads(n.client_id)
     chart = None
-    if n.counselor_id:
-        # Scoring draws the chart; the page only embeds it (services never call each other).
+    if n.counselor_id and n.kind in queries.ALERT_KINDS:
+        # Scoring draws the chart; the page only embeds it (services never call each other). Only alerts
+        # have one: a new client or a referral's move has no sessions with the counselor named yet.
         chart = f"{settings().scoring_url}/charts/trajectory.svg?" + urlencode(
             {"client_id": n.client_id, "counselor_id": n.counselor_id})
-    return render_template("notification.html", n=n, chart=chart, actions=ACTION_LABELS,
+    return render_template("notification.html", n=n, chart=chart, actions=ACTION_LABELS, scores=n.scores,
                            what_happened=domain.ALERT_KIND_WORDS.get(n.alert_kind),
                            may_acknowledge=n.recipient_id == identity.staff_id)
 
@@ -61,11 +88,14 @@ def acknowledge_page(notification_id):
     identity = require_page_identity()
     if identity is None:
         return signin_redirect()
-    action = request.form.get("action") or None
-    if action is not None and action not in ACTION_LABELS:
-        action = "other"
-    command_bus().handle(Acknowledge(identity, notification_id, action))
+    command_bus().handle(Acknowledge(identity, notification_id, _chosen_action()))
     return redirect(url_for("pages.notification_page", notification_id=notification_id), 303)
+
+
+def _chosen_action() -> str | None:
+    """What the form says was done; a value the form does not offer counts as "something else"."""
+    action = request.form.get("action") or None
+    return "other" if action is not None and action not in ACTION_LABELS else action
 
 
 @pages.get("/supervision")

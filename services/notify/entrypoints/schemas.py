@@ -45,6 +45,13 @@ class NotificationSchema(ResponseSchema):
     dimension = fields.String(allow_none=True)
     suggestion = fields.String(allow_none=True, metadata={"description": "What to try first, for the dimension"})
     session_number = fields.Integer(allow_none=True)
+    total = fields.Float(allow_none=True, metadata={"description": "An alliance alert's session total"})
+    usual_total = fields.Float(allow_none=True, metadata={
+        "description": "The client's usual total before it (mean of earlier sessions); none until known"})
+    subscales = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True),
+                            metadata={"description": "The session's goal, task and bond item means"})
+    usual_subscales = fields.Dict(keys=fields.String(), values=fields.Float(), metadata={
+        "description": "The client's usual goal, task and bond item means before it (those known)"})
     referral_id = fields.String(allow_none=True)
     link = fields.String(metadata={"description": "The client's page on intake"})
     created_at = fields.AwareDateTime()

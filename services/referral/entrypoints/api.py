@@ -65,10 +65,11 @@ def get_referral(referral_id):
 @referrals.arguments(AcceptSchema)
 @referrals.response(200, ReferralSchema)
 @referrals.alt_response(404, description="No such referral in the caller's clinics")
-@referrals.alt_response(409, description="The referral was decided already")
+@referrals.alt_response(409, description="The referral was decided or superseded already, or made while the "
+                                         "client was with another counselor than now (stale)")
 def accept_referral(data, referral_id):
     """A supervisor picks one of the candidates; publishes `referral.decided` (intake reassigns the client)."""
-    with decision_errors():
+    with decision_errors(referral_id):
         return command_bus().handle(AcceptReferral(caller(), referral_id, data["counselor_id"]))
 
 
@@ -80,19 +81,29 @@ def accept_referral(data, referral_id):
 @referrals.alt_response(409, description="The referral was decided already")
 def decline_referral(data, referral_id):
     """A supervisor declines with a reason code; the note stays here. Publishes `referral.decided`."""
-    with decision_errors():
+    with decision_errors(referral_id):
         return command_bus().handle(DeclineReferral(caller(), referral_id, data["reason"], data["note"]))
 
 
+def refusal_message(referral_id: str, error: Exception) -> str:
+    """What the API and the page say when a decision is refused because of the referral's state."""
+    if isinstance(error, domain.StaleReferral):
+        return (f"Referral {referral_id} was made while the client was with another counselor: the client has "
+                f"been reassigned since, so it was not accepted. Review the client's current situation instead.")
+    return f"Referral {referral_id} was {error.status} already."
+
+
 @contextmanager
-def decision_errors():
-    """The workflow's refusals as HTTP answers: unknown (or out of scope) 404, decided 409, bad pick 422."""
+def decision_errors(referral_id: str):
+    """The workflow's refusals as HTTP answers: unknown (or out of scope) 404, decided, superseded or stale
+    409 naming the referral, bad pick 422."""
     try:
         yield
     except domain.ReferralNotFound:
         abort(404)
-    except domain.ReferralNotOpen:
-        api_abort(409, message="The referral was decided already.")
+    except (domain.ReferralNotOpen, domain.StaleReferral) as exc:
+        message = refusal_message(referral_id, exc)
+        api_abort(409, message=message, errors={"referral_id": [message]})
     except domain.NotACandidate:
         api_abort(422, errors={"json": {"counselor_id": ["Not a candidate of this referral."]}})
 

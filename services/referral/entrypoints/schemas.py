@@ -4,7 +4,7 @@ from marshmallow import fields, validate
 
 from services.common.schemas import IdField, RequestSchema, ResponseSchema
 
-from services.referral.domain import ACCEPTED, DECLINE_REASONS, DECLINED, OPEN
+from services.referral.domain import DECLINE_REASONS, STATUSES
 
 
 class IntakeViewSchema(ResponseSchema):
@@ -34,7 +34,7 @@ class ReferralSchema(ResponseSchema):
     reason = fields.String(metadata={"description": "intake, exit_interview or alliance_decline"})
     trigger_event_id = fields.String()
     candidates = fields.List(fields.Nested(CandidateSchema), metadata={"description": "best first"})
-    status = fields.String(metadata={"description": f"{OPEN}, {ACCEPTED} or {DECLINED}"})
+    status = fields.String(metadata={"description": ", ".join(STATUSES) + " (closed by a later assignment)"})
     created_at = fields.AwareDateTime()
     decided_by = fields.String(allow_none=True)
     decided_at = fields.AwareDateTime(allow_none=True)
@@ -57,7 +57,7 @@ class CounselorViewSchema(ResponseSchema):
 
 
 class ReferralQuerySchema(RequestSchema):
-    status = fields.String(validate=validate.OneOf((OPEN, ACCEPTED, DECLINED)))
+    status = fields.String(validate=validate.OneOf(STATUSES))
     client_id = IdField()
 
 

@@ -112,6 +112,9 @@ class Alert(ComparedSession):
     severity = me.StringField(required=True)
     threshold = me.FloatField(required=True)
     fall_sd = me.FloatField()
+    # The client's usual level of each subscale: its mean over the baseline sessions of baseline_mean (None
+    # for a subscale with none there); empty without a baseline, for exit interviews and for older alerts.
+    usual_subscales = me.DictField()
     raised_at = me.DateTimeField(required=True)
     # The repair loop: what the counselor did (from notify's alert.acknowledged) and whether the following
     # sessions came back to the client's usual level (or above the cutoff).

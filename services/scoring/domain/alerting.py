@@ -174,6 +174,10 @@ class AlertDecision:
     threshold: float
     fall: Fall | None = None
     recover_at: float | None = None
+    # The client's usual level of each subscale: its mean over the baseline sessions the total's fall was
+    # measured against (None for a subscale with no values there); empty without a baseline (and for exit
+    # interviews), so that "agreement on goals 4 against a usual 8" can be said.
+    usual_subscales: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def suggestion(self) -> str | None:
@@ -225,10 +229,12 @@ def assess(instrument: Instrument, score: SessionScore, session_number: int, his
             CHANGE, tuple(r for r, _ in change + level),
             _fallen_dimension(instrument, score, previous, baseline or earlier, fall, rules, scale),
             _strongest(*(s for _, s in change + level)), threshold, fall,
-            recover_at=(fall.baseline_mean - fall.predictive_sd) if fall is not None else threshold)
+            recover_at=(fall.baseline_mean - fall.predictive_sd) if fall is not None else threshold,
+            usual_subscales=baseline_subscale_means(baseline) if fall is not None else {})
     elif level:
         alert = AlertDecision(LEVEL, tuple(r for r, _ in level), weakest_dimension(instrument, score),
-                              _strongest(*(s for _, s in level)), cutoff, fall, recover_at=cutoff)
+                              _strongest(*(s for _, s in level)), cutoff, fall, recover_at=cutoff,
+                              usual_subscales=baseline_subscale_means(baseline) if fall is not None else {})
 
     outcomes, watching = _follow_up(history.watching, score.total, session_number)
     if alert is not None:
@@ -333,6 +339,16 @@ def weakest_dimension(instrument: Instrument, score: SessionScore) -> str | None
     positions = {s: p for s, v in score.subscales.items()
                  if v is not None and (p := _position(instrument, s, v)) is not None}
     return min(positions, key=lambda s: (positions[s], SUBSCALES.index(s))) if positions else None
+
+
+def baseline_subscale_means(baseline: Sequence[Point]) -> dict[str, float | None]:
+    """The client's usual level of each subscale: its mean over the baseline sessions (the same sessions as
+    the total's baseline mean); None for a subscale none of them has a value of."""
+    usual = {}
+    for s in SUBSCALES:
+        values = [p.subscales[s] for p in baseline if p.subscales.get(s) is not None]
+        usual[s] = statistics.fmean(values) if values else None
+    return usual
 
 
 def largest_fall(instrument: Instrument, lows: Sequence[Mapping[str, float | None]], baseline: Sequence[Point],

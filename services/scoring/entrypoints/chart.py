@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 from xml.sax.saxutils import escape
 
+from services.common.vocabulary import words
+
 WIDTH, HEIGHT = 640, 300
 LEFT, RIGHT, TOP, BOTTOM = 48, 64, 48, 36
 COLOURS = {"total": "#1f3b4d", "goal": "#2a7f62", "task": "#b5651d", "bond": "#6a4c93", "cutoff": "#b00020"}
@@ -23,7 +25,7 @@ def describe(trajectory: Mapping[str, Any]) -> str:
         below = [str(p["session_number"]) for p in points if p["total"] < trajectory["cutoff_total"]]
         parts.append(f"Cutoff {trajectory['cutoff_total']:g}; flagged below it at session(s) {', '.join(below)}."
                      if below else f"Cutoff {trajectory['cutoff_total']:g}; never below it.")
-    alerted = [f"session {p['session_number']}: {', '.join(r.replace('_', ' ') for r in p['alerts'])}"
+    alerted = [f"session {p['session_number']}: {words(p['alerts'])}"
                for p in points if p["alerts"]]
     parts.append("Alerts: " + "; ".join(alerted) + "." if alerted else "No alerts.")
     return " ".join(parts)
@@ -92,7 +94,7 @@ def render_trajectory(trajectory: Mapping[str, Any]) -> str:
                        f'<circle cx="{px:.1f}" cy="{py:.1f}" r="7" fill="none" stroke="{COLOURS["cutoff"]}" '
                        f'stroke-width="2"/></g>')
         if p["alerts"]:
-            label = f"Session {p['session_number']}: " + ", ".join(r.replace("_", " ") for r in p["alerts"])
+            label = f"Session {p['session_number']}: " + words(p["alerts"])
             out.append(f'<g class="alert-marker"><title>{escape(label)}</title>'
                        f'<path d="M{px:.1f},{py + 8:.1f} l-7,12 h14 z" fill="{COLOURS["cutoff"]}"/></g>')
     legend = [("total", "Total"), ("goal", "Goal"), ("task", "Task"), ("bond", "Bond")]

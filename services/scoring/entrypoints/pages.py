@@ -67,12 +67,15 @@ def _chart_query() -> dict:
 
 # The settings a clinic's admin changes on the page; the rest stays as the defaults or the API set them.
 PAGE_RULE_TOGGLES = ("sustained_decline", "reliable_drop", "drop_vs_previous")
+PREVIEW_MONTHS = (3, 6, 12)
 
 
 @pages.route("/alliance/settings", methods=("GET", "POST"))
 def alert_settings_page():
-    """The clinic's alert budget and rules (supervisors read, admins change), with a preview of what a
-    change would have meant over the clinic's last months before it is saved."""
+    """The clinic's alert budget and rules (supervisors read, admins change), with a preview of what the
+    settings in the form would have sent over the clinic's own last months (the back-test, queries.
+    alert_preview) before anything is saved: "Preview" posts the form and saves nothing. As in the API,
+    supervisors may preview and only admins save."""
     identity = require_page_identity("supervisor", "admin")
     if identity is None:
         return signin_redirect()
@@ -80,24 +83,46 @@ def alert_settings_page():
     if clinic_id is None or not queries.clinic_in_scope(identity, clinic_id):
         abort(404)
     overrides, errors, preview, saved = queries.clinic_overrides(identity.org_id, clinic_id), {}, None, False
+    months = _preview_months(request.form)
     if request.method == "POST":
-        if identity.role != "admin":
+        saving = request.form.get("action") == "save"
+        if saving and identity.role != "admin":
             abort(403)
         try:
             overrides = AlertSettingsUpdateSchema().load(_overrides_from_form(request.form))
             effective = effective_settings(overrides)
-        except ValidationError as exc:
-            errors = exc.messages
-        else:
-            if request.form.get("action") == "save":
+            if saving:
                 command_bus().handle(UpdateAlertSettings(identity, clinic_id, overrides))
                 saved = True
             else:
-                preview = queries.alert_preview(identity, clinic_id, effective, 6)
+                preview = queries.alert_preview(identity, clinic_id, effective, months)
+        except ValidationError as exc:
+            errors = settings_form_errors(exc.messages)
     effective = effective_settings(overrides) if not errors else queries.clinic_settings(identity.org_id, clinic_id)
     return render_template("alert_settings.html", clinic_id=clinic_id, clinics=identity.clinic_ids,
-                           settings=effective, errors=errors, preview=preview, saved=saved,
+                           settings=effective, errors=errors, preview=preview, saved=saved, months=months,
+                           preview_months=PREVIEW_MONTHS, submitted=request.form if errors else {},
                            may_change=identity.role == "admin", toggles=PAGE_RULE_TOGGLES), 422 if errors else 200
+
+
+def _preview_months(form) -> int:
+    chosen = form.get("months", "")
+    return int(chosen) if chosen.isdigit() and int(chosen) in PREVIEW_MONTHS else 6
+
+
+def settings_form_errors(messages, path: str = "") -> dict[str, str]:
+    """The schema's nested messages by the form field they belong to: the budget input is `budget`, a rule's
+    input `<rule>.<setting>`; a message about the settings as a whole (contradictory rules) is `settings`."""
+    if isinstance(messages, list):
+        field = {"budget.false_alerts_per_counselor_month": "budget", "budget": "budget"}.get(path) \
+            or path.removeprefix("rules.") or "settings"
+        return {field: str(messages[0])}
+    found: dict[str, str] = {}
+    for key, value in messages.items():
+        nested = path if key == "_schema" else (f"{path}.{key}" if path else str(key))
+        for field, message in settings_form_errors(value, nested).items():
+            found.setdefault(field, message)
+    return found
 
 
 def _overrides_from_form(form) -> dict:

@@ -118,6 +118,9 @@ class AlertDocumentSchema(ComparedSessionSchema, AlertSchema):
     id = fields.String(data_key="alert_id")
     source_event_id = fields.String()
     fall_sd = fields.Float(allow_none=True)
+    usual_subscales = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True), metadata={
+        "description": "The client's usual goal, task and bond item means (over the same earlier sessions as "
+                       "baseline_mean); empty without a baseline and for exit interviews"})
     raised_at = fields.AwareDateTime()
     outcome = fields.String(metadata={"description": "pending, recovered or not_recovered (within two sessions)"})
     outcome_session = fields.Integer(allow_none=True)

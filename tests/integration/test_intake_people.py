@@ -61,20 +61,24 @@ def headers_of(practice, counselor):
     return practice["headers"](Identity(practice[counselor], practice["org"], (practice["north"],), "counselor"))
 
 
-def people(practice, headers, clients=(), staff=()):
+def people(practice, headers, clients=(), staff=(), clinics=()):
     return practice["http"].get("/api/people", headers=headers,
-                                query_string=[*(("client", c) for c in clients), *(("staff", s) for s in staff)])
+                                query_string=[*(("client", c) for c in clients), *(("staff", s) for s in staff),
+                                              *(("clinic", c) for c in clinics)])
 
 
 def test_a_counselor_gets_the_names_of_their_own_clients_only(practice):
     theirs = practice["other_org"]
     asked = [practice["nia_client"], practice["sol_client"], theirs["nia_client"], "no-such-client"]
     response = people(practice, practice["as_nia"], clients=asked,
-                      staff=[practice["nia"], practice["sol"], theirs["nia"], "no-such-staff"])
+                      staff=[practice["nia"], practice["sol"], theirs["nia"], "no-such-staff"],
+                      clinics=[practice["north"], theirs["north"]])
     assert response.status_code == 200, response.json
-    # Sol's client is at another clinic; the other organisation's people and unknown ids are simply absent.
+    # Sol's client is at another clinic; the other organisation's people, clinics and unknown ids are simply
+    # absent.
     assert response.json == {"clients": {practice["nia_client"]: "Nora Client"},
-                             "staff": {practice["nia"]: "Nia Counselor", practice["sol"]: "Sol Counselor"}}
+                             "staff": {practice["nia"]: "Nia Counselor", practice["sol"]: "Sol Counselor"},
+                             "clinics": {practice["north"]: "North"}}
 
 
 def test_a_counselor_still_names_a_client_they_counseled_before_a_reassignment(practice):
@@ -94,7 +98,7 @@ def test_a_counselor_still_names_a_client_they_counseled_before_a_reassignment(p
 def test_a_supervisor_sees_the_clients_of_their_clinics(practice):
     response = people(practice, practice["as_supervisor"], clients=[practice["nia_client"], practice["sol_client"]])
     assert response.status_code == 200
-    assert response.json == {"clients": {practice["nia_client"]: "Nora Client"}, "staff": {}}
+    assert response.json == {"clients": {practice["nia_client"]: "Nora Client"}, "staff": {}, "clinics": {}}
 
 
 def test_the_clients_named_are_recorded_as_the_reads_subjects(practice):

@@ -194,9 +194,10 @@ def session_answered(client_id: str, session_number: int, kind: str) -> bool:
     return ExitInterview.objects(client_id=client_id, session_number=session_number).first() is not None
 
 
-def rated_session_numbers(client: Client) -> set[int]:
-    """The sessions the client rated (one scan of the client's ratings, numbers only)."""
-    return {r.session_number for r in FeedbackSubmission.objects(client_id=client.id).only("session_number")}
+def session_raters(client: Client) -> dict[int, str]:
+    """Each rated session's number and the counselor it was with (one scan of the client's ratings)."""
+    return {r.session_number: r.counselor_id
+            for r in FeedbackSubmission.objects(client_id=client.id).only("session_number", "counselor_id")}
 
 
 def exit_interviews(identity: Identity, client: Client):
@@ -238,6 +239,17 @@ def open_request(request_id: str, kind: str, now: datetime) -> FeedbackRequest:
 
 
 # --- names for other services' pages ---
+
+def former_client(identity: Identity, client_id: str) -> Client | None:
+    """A client a counselor counseled before a reassignment (not theirs now), or None: what their pages may
+    still say of the client is the name and where the client went, never the record."""
+    if identity.role != "counselor":
+        return None
+    client = Client.objects(id=client_id, org_id=identity.org_id).only(
+        "id", "first_name", "last_name", "counselor_id", "assignments").first()
+    history = [(a.counselor_id, a.previous_counselor_id) for a in client.assignments] if client else []
+    return client if client and domain.counseled_before(identity.staff_id, history) else None
+
 
 def people_names(identity: Identity, client_ids: list[str], staff_ids: list[str],
                  clinic_ids: list[str] = ()) -> dict[str, dict[str, str]]:

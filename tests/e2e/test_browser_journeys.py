@@ -15,7 +15,7 @@ import uuid
 import requests
 
 from services.common.auth import Identity
-from tests.support.browser import DESKTOP, PHONE, Journey, chromium, names_filled, sign_in
+from tests.support.browser import DESKTOP, PHONE, Journey, chromium, names_filled, sign_in, walk_links
 from tests.support.identity import bearer
 from tests.support.kafka_reader import wait_for
 
@@ -197,9 +197,10 @@ def test_an_accepted_referral_lands_with_the_telehealth_counselor_of_another_cli
                           if n["client_id"] == client_id and n["kind"] == "referral_accepted"], TIMEOUT_S)
         counselor.goto(f"{entry}/notify/inbox")
         names_filled(counselor)
-        # (The client is no longer Casey's: intake names them to Casey no more, the group shows a stand-in.)
+        # The client is no longer Casey's: the record is closed to Casey, the name stays on Casey's pages.
         moved = counselor.get_by_role("link", name="Referral accepted")
         group = counselor.locator("section.inbox-group", has=moved)
+        assert "Jordan Journey" in group.inner_text()
         assert group.get_by_role("link", name=re.compile("Alliance dropped")).first.is_visible()
         assert group.get_by_role("link", name="Open the client's record").count() == 0
         moved.click()
@@ -211,6 +212,10 @@ def test_an_accepted_referral_lands_with_the_telehealth_counselor_of_another_cli
         arrived(counselor, f"{entry}/referral/referrals/{referral['id']}")
         assert "Accepted: the client moved to Tara Telehealth" in counselor.locator("main").inner_text()
         journey.snap(counselor, "old counselor sees where the client went")
+        # A link from Casey's own earlier charts to the client says where the client went, not "not found".
+        assert counselor.goto(f"{entry}/clients/{client_id}").status == 200
+        assert "No longer your client: now with Tara Telehealth" in counselor.locator("#client-moved").inner_text()
+        journey.snap(counselor, "old counselor follows an old link to the client")
         counselor.set_viewport_size(PHONE["viewport"])  # the referral's page on a phone: no sideways scrolling
         assert counselor.evaluate("document.documentElement.scrollWidth") <= PHONE["viewport"]["width"]
         journey.snap(counselor, "the referral on a phone")
@@ -219,3 +224,11 @@ def test_an_accepted_referral_lands_with_the_telehealth_counselor_of_another_cli
         desk.goto(f"{entry}/clients/{client_id}")
         assert desk.locator("#current-counselor").inner_text() == "Tara Telehealth"
         journey.snap(desk, "front desk sees the new counselor")
+
+        # Every link on every page each of them can reach leads to a page (never JSON or an error), and no
+        # page is wider than a phone.
+        for who, page in (("front desk", desk), ("old counselor", counselor), ("supervisor", lead),
+                          ("new counselor", new)):
+            page.set_viewport_size(PHONE["viewport"])
+            problems, pages = walk_links(page, entry, f"{entry}/")
+            assert pages > 5 and not problems, (who, problems)

@@ -77,3 +77,34 @@ def add_staff(practice, name: str, display_name: str, role: str, password: str) 
         "role": role, "clinic_ids": [practice.clinic]})
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def walk_links(page, entry_url: str, start: str, limit: int = 40) -> tuple[list[str], int]:
+    """Follow every same-origin link from `start` breadth-first (at most `limit` pages; sign-out, client
+    links and static files left out) in this page's session; the problems found (with the page that linked) - a link answering an error
+    or something other than HTML, a page wider than the viewport - and how many pages were seen."""
+    from urllib.parse import urljoin, urlsplit
+
+    origin = urlsplit(entry_url).netloc
+    width = page.viewport_size["width"]
+    queue, seen, problems = [(start, "")], set(), []
+    while queue and len(seen) < limit:
+        url, linked_from = queue.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        answer = page.goto(url)
+        page.wait_for_load_state("networkidle")
+        kind = answer.headers.get("content-type", "")
+        if answer.status >= 400 or "text/html" not in kind:
+            problems.append(f"{url} (linked from {linked_from}): {answer.status} {kind}")
+            continue
+        if page.evaluate("document.documentElement.scrollWidth") > width:
+            problems.append(f"{url}: wider than {width} px")
+        for href in page.locator("a[href]").evaluate_all("links => links.map(a => a.href)"):
+            target = urljoin(url, href).split("#")[0]
+            path = urlsplit(target).path
+            if (urlsplit(target).netloc == origin and target not in seen and "/static/" not in path
+                    and not path.startswith(("/f/", "/x/")) and not path.endswith(".svg")):
+                queue.append((target, url))
+    return problems, len(seen)

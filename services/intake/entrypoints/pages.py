@@ -173,7 +173,13 @@ def client_page(client_id, errors=None, status=200):
     try:
         client = queries.scoped_client(identity, client_id)
     except domain.NotFound:
-        return render_template("not_found.html"), 404
+        former = queries.former_client(identity, client_id)
+        if former is None:
+            return render_template("not_found.html"), 404
+        # A link from the counselor's own earlier alerts or charts: say where the client went, not "not found".
+        moved = next((a for a in reversed(former.assignments) if a.counselor_id == former.counselor_id), None)
+        return render_template("client_moved.html", client=former, moved=moved,
+                               counselor_names=queries.staff_names(identity, [former.counselor_id]))
     sessions = list(queries.sessions_of(client))
     requests = queries.feedback_requests_of(client)
     now = datetime.now(timezone.utc)
@@ -184,7 +190,7 @@ def client_page(client_id, errors=None, status=200):
     named = [client.counselor_id, *(a.counselor_id for a in client.assignments), *(s.counselor_id for s in sessions)]
     return render_template(
         "client.html", client=client, sessions=sessions, links=link_rows, counselors=counselors,
-        rated=queries.rated_session_numbers(client),
+        rated=queries.session_raters(client),
         counselor_names=queries.staff_names(identity, named),
         exit_interviews=list(queries.exit_interviews(identity, client)), clinic_names=queries.clinic_names(identity),
         errors=errors or {}, notice=NOTICES.get(request.args.get("done")), today=date.today().isoformat(),

@@ -259,6 +259,12 @@ class Candidate(Payload):
     score: float = wire(fields.Float(required=True))
     # Reasons describe the counselor ("speaks es", "specialises in trauma"), never the client.
     reasons: list[str] = wire(fields.List(fields.String(validate=validate.Length(max=120)), load_default=list))
+    # The score's parts, numbers only: "specialty", "strength", "preference", "capacity", "clinic" (they sum
+    # to the score) and the strength's evidence per concern, "strength.<concern>.clients" and ".sessions",
+    # with ".estimate", ".sd", ".effect" and ".usual" once there is enough evidence. Older events: none.
+    parts: dict[str, float] = wire(fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*$")),
+        values=fields.Float(allow_nan=False), load_default=dict))
 
 
 @payload_type

@@ -86,6 +86,24 @@ DECLINE_REASON_LABELS = {
     "other": "Something else",
 }
 DECISION_LABELS = {"accepted": "Accepted", "declined": "Declined", "superseded": "Superseded"}
+# The parts of a candidate's score, and why counselors were not candidates (services/referral/domain.py
+# PARTS, EXCLUSIONS).
+SCORE_PART_LABELS = {
+    "specialty": "Specialty",
+    "strength": "Measured strength",
+    "preference": "Preferred gender",
+    "capacity": "Free places",
+    "clinic": "Same clinic",
+}
+EXCLUSION_LABELS = {
+    "current_counselor": "The client's counselor",
+    "other_organisation": "Another organisation",
+    "inactive": "Inactive",
+    "not_accepting": "Not taking new clients",
+    "no_capacity": "No free place",
+    "language": "Does not speak the language asked for",
+    "modality": "Not at this clinic in the modality asked for",
+}
 
 ROLE_LABELS = {
     "admin": "Administrator",
@@ -95,6 +113,14 @@ ROLE_LABELS = {
 }
 
 GENDER_LABELS = {"female": "Female", "male": "Male", "nonbinary": "Non-binary"}
+
+# How an accepted referral worked out (services/referral/outcomes.py OUTCOME_STATUSES).
+OUTCOME_LABELS = {
+    "following": "Still in the first sessions",
+    "improved": "Alliance improved",
+    "not_improved": "Alliance not improved",
+    "no_baseline": "Nothing earlier to compare",
+}
 
 # Preferred days and times captured at intake (services/intake/domain.py DAYS, TIMES).
 DAY_LABELS = {
@@ -115,8 +141,9 @@ LANGUAGE_LABELS = {
 # suggestions they answer.
 TABLES: tuple[Mapping[str, str], ...] = (
     CONCERN_LABELS, DIMENSION_LABELS, MODALITY_LABELS, URGENCY_LABELS, SEVERITY_LABELS, ALERT_KIND_LABELS,
-    RULE_LABELS, REFERRAL_REASON_LABELS, DECLINE_REASON_LABELS, DECISION_LABELS, ROLE_LABELS, GENDER_LABELS,
-    DAY_LABELS, TIME_LABELS, LANGUAGE_LABELS, ACTION_LABELS,
+    RULE_LABELS, REFERRAL_REASON_LABELS, DECLINE_REASON_LABELS, DECISION_LABELS, SCORE_PART_LABELS,
+    EXCLUSION_LABELS, ROLE_LABELS, GENDER_LABELS,
+    DAY_LABELS, TIME_LABELS, LANGUAGE_LABELS, ACTION_LABELS, OUTCOME_LABELS,
 )
 # One flat mapping: a code shared by two tables (exit_interview, other) has one wording for both.
 WORDS: dict[str, str] = {code: label for table in TABLES for code, label in table.items()}

@@ -5,6 +5,7 @@ them.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -22,10 +23,12 @@ from services.common.events import Event, InvalidEvent, Topic, decode_event, der
 from services.common.outbox import Publish, insert_once, outbox_entry, publish_or_defer, publish_pending
 
 from services.referral import domain, queries
+from services.referral import outcomes
 from services.referral.commands import AcceptReferral, DeclineReferral
-from services.referral.adapters.config import matching_config
+from services.referral.adapters.config import matching_config, outcome_config
+from services.referral.adapters.models import ReferralOutcome
 from services.referral.adapters.models import (CandidateRecord, ClientAllianceRecord, ClientView, CounselorFit,
-                                               CounselorView, IntakeView, ParkedEvent, Referral)
+                                               CounselorView, IntakeView, ParkedEvent, Referral, StrengthRecord)
 
 PRODUCER = "referral"
 # Referral ids derive from the trigger event's id, so a redelivered trigger finds its referral.
@@ -50,7 +53,8 @@ def handle_counselor_updated(event: Event, publish: Publish) -> None:
 
 def handle_client_assigned(event: Event, publish: Publish) -> None:
     """Keep the client's counselor, then close as superseded every open referral of the client that was
-    made for another counselor than the client's now (see domain.superseded_by_assignment)."""
+    made for another counselor than the client's now (see domain.superseded_by_assignment); an accepted
+    referral's assignment starts following how it works out (_follow_referral)."""
     _record_assignment(event)
     client = ClientView.objects.get(id=event.payload.client_id)
     for referral in Referral.objects(org_id=client.org_id, client_id=client.id, status=domain.OPEN):
@@ -59,6 +63,7 @@ def handle_client_assigned(event: Event, publish: Publish) -> None:
                 _supersede(referral, event, client.counselor_id, publish)
             except domain.ReferralNotOpen:
                 pass  # a supervisor decided it in the meantime: that decision stands
+    _follow_referral(event, client)
 
 
 def _supersede(referral: Referral, assigned: Event, counselor_id: str | None, publish: Publish) -> None:
@@ -83,6 +88,7 @@ def handle_alliance_scored(event: Event, publish: Publish) -> None:
     client = _known_client_or_park(event)
     if client is not None:
         _record_session(event.org_id, p.counselor_id, client, p.score_id, value)
+        _record_outcome_session(event, client, value)
 
 
 # Optimistic updates of one counselor's fit that lose to concurrent writers this often give up (and the
@@ -161,7 +167,7 @@ def _record_session(org_id: str, counselor_id: str, client: ClientView, score_id
         records = {r.client_id: r for r in fit.clients}
         stored = records.get(client.id)
         current = stored and domain.ClientAlliance(stored.client_id, tuple(stored.concerns), stored.total,
-                                                   stored.sessions, tuple(stored.score_ids))
+                                                   stored.sessions, tuple(stored.score_ids), stored.sum_squares)
         stats = {c: domain.FitStat(s["total"], s["clients"]) for c, s in fit.concerns.items()}
         folded = domain.add_session(current, client.id, tuple(client.concerns), stats, score_id, value)
         if folded is None:
@@ -169,7 +175,7 @@ def _record_session(org_id: str, counselor_id: str, client: ClientView, score_id
         updated, new_stats = folded
         records[client.id] = ClientAllianceRecord(
             client_id=updated.client_id, concerns=list(updated.concerns), total=updated.total,
-            sessions=updated.sessions, score_ids=list(updated.score_ids))
+            sessions=updated.sessions, score_ids=list(updated.score_ids), sum_squares=updated.sum_squares)
         if CounselorFit.objects(id=key, version=fit.version).update_one(
                 set__clients=list(records.values()), inc__version=1,
                 set__concerns={c: {"total": s.total, "clients": s.clients} for c, s in new_stats.items()}):
@@ -230,20 +236,26 @@ def _recommend(event: Event, client: ClientView, reason: str, *, current_counsel
         publish_pending(existing, publish)
         return
     config = matching_config()
-    candidates = domain.rank(queries.load_directory(client.org_id, config),
-                             domain.MatchRequest(queries.profile(client), exclude, outside_expertise), config)
+    recommendation = domain.recommend(queries.load_directory(client.org_id, config),
+                                      domain.MatchRequest(queries.profile(client), exclude, outside_expertise),
+                                      config)
+    candidates = recommendation.candidates
     recommended = make_event(Topic.REFERRAL_RECOMMENDED, {
         "referral_id": referral_id, "trigger_event_id": event.event_id, "client_id": client.id,
         "current_counselor_id": current_counselor_id, "reason": reason,
-        "candidates": [{"counselor_id": c.counselor_id, "score": c.score, "reasons": list(c.reasons)}
-                       for c in candidates],
+        "candidates": [{"counselor_id": c.counselor_id, "score": c.score, "reasons": list(c.reasons),
+                        "parts": domain.wire_parts(c)} for c in candidates],
     }, org_id=client.org_id, clinic_id=client.clinic_id, producer=PRODUCER, correlation_id=event.correlation_id)
     referral = insert_once(Referral(
         id=referral_id, org_id=client.org_id, clinic_id=client.clinic_id, client_id=client.id,
         current_counselor_id=current_counselor_id, reason=reason, trigger_event_id=event.event_id,
         correlation_id=event.correlation_id, announced_event_id=recommended.event_id, status=domain.OPEN,
-        candidates=[CandidateRecord(counselor_id=c.counselor_id, score=c.score, reasons=list(c.reasons))
+        candidates=[CandidateRecord(counselor_id=c.counselor_id, score=c.score, reasons=list(c.reasons),
+                                    parts=dict(c.parts),
+                                    strengths=[StrengthRecord(**dataclasses.asdict(s)) for s in c.strengths])
                     for c in candidates],
+        weights=dict(recommendation.weights), outside_expertise=recommendation.outside_expertise,
+        excluded_counselor_ids=sorted(exclude), excluded=dict(recommendation.excluded),
         pending_events=[outbox_entry(recommended, key=client.id)],
     ))
     publish_pending(referral, publish)
@@ -268,6 +280,63 @@ def _replay_parked(client: ClientView, publish: Publish) -> None:
         except InvalidEvent as exc:  # unusable on its own merits: dropping it must not fail the intake
             log.warning("parked %s dropped: %s", event.type, exc)
         parked.delete()
+
+
+# --- learning from referrals (services/referral/outcomes.py) ----------------------------------------------
+
+def _follow_referral(event: Event, client: ClientView) -> None:
+    """An accepted referral's reassignment landed: follow the new dyad, against the client's alliance with
+    the counselor they left. A redelivered assignment finds the outcome stored and changes nothing."""
+    p = event.payload
+    if not p.referral_id:
+        return  # the front desk's own reassignment: nobody chose this counselor over another
+    referral = Referral.objects(id=p.referral_id, org_id=event.org_id, client_id=client.id).first()
+    if referral is None or referral.status != domain.ACCEPTED or referral.chosen_counselor_id != p.counselor_id:
+        return
+    previous = referral.current_counselor_id or p.previous_counselor_id
+    old = queries.dyad_alliance(event.org_id, previous, client.id)
+    # Scores of the new dyad can overtake the assignment (topics are not ordered between each other): those
+    # the counselor's fit has counted already are the first sessions. Should there be more than the rule
+    # needs, their mean stands for the first ones' (the fit keeps sums, not single sessions).
+    new = queries.dyad_alliance(event.org_id, p.counselor_id, client.id)
+    state = outcomes.OutcomeState(old.total / old.sessions if old else None,
+                                  *((new.total, new.sessions, tuple(new.score_ids)) if new else ()))
+    status = outcomes.settle(state, outcome_config())
+    insert_once(ReferralOutcome(
+        id=ReferralOutcome.key(event.org_id, client.id, p.counselor_id), org_id=event.org_id,
+        clinic_id=referral.clinic_id, referral_id=referral.id, reason=referral.reason, client_id=client.id,
+        concerns=list(client.concerns), previous_counselor_id=previous, counselor_id=p.counselor_id,
+        accepted_at=event.occurred_at, old_mean=state.old_mean, old_sessions=old.sessions if old else 0,
+        new_total=state.new_total, new_sessions=state.new_sessions, score_ids=list(state.score_ids),
+        status=status, settled_at=None if status == outcomes.FOLLOWING else event.occurred_at))
+
+
+def _record_outcome_session(event: Event, client: ClientView, value: float) -> None:
+    """Fold a session of a followed new dyad into its outcome, once per score id; settle the outcome when its
+    first sessions are in (outcomes.settle). Optimistic like _record_session."""
+    p = event.payload
+    key = ReferralOutcome.key(event.org_id, client.id, p.counselor_id)
+    config = outcome_config()
+    for _ in range(FIT_UPDATE_ATTEMPTS):
+        outcome = ReferralOutcome.objects(id=key, org_id=event.org_id).first()
+        if outcome is None or outcome.status != outcomes.FOLLOWING:
+            return  # not the new dyad of an accepted referral, or settled already
+        old_mean, old_sessions = outcome.old_mean, outcome.old_sessions
+        if old_mean is None:  # the old dyad's scores, too, may have arrived after the assignment
+            old = queries.dyad_alliance(event.org_id, outcome.previous_counselor_id, client.id)
+            old_mean, old_sessions = (old.total / old.sessions, old.sessions) if old else (None, 0)
+        state = outcomes.OutcomeState(old_mean, outcome.new_total, outcome.new_sessions, tuple(outcome.score_ids))
+        folded = outcomes.fold_session(state, p.score_id, value, config)
+        if folded is None:
+            return  # counted already
+        status = outcomes.settle(folded, config)
+        settled = {} if status == outcomes.FOLLOWING else {"set__settled_at": event.occurred_at}
+        if ReferralOutcome.objects(id=key, version=outcome.version).update_one(
+                set__old_mean=folded.old_mean, set__old_sessions=old_sessions, set__new_total=folded.new_total,
+                set__new_sessions=folded.new_sessions, set__score_ids=list(folded.score_ids), set__status=status,
+                inc__version=1, **settled):
+            return
+    raise ConcurrentUpdate(key)
 
 
 # --- commands ---------------------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ from services.common.instruments import instrument_definitions
 
 from services.referral import domain
 from services.referral.adapters.models import ClientView, CounselorFit, CounselorView, IntakeView, Referral
+from services.referral import outcomes
+from services.referral.adapters.config import outcome_config
+from services.referral.adapters.models import ClientAllianceRecord, ReferralOutcome
 
 # The supervisor's decision note is free text about a client: not for the front desk.
 NOTE_READERS = ("admin", "supervisor", "counselor")
@@ -127,7 +130,8 @@ def normalised_total(instrument_id: str, total: float) -> float:
 
 
 def load_directory(org_id: str, config: domain.MatchingConfig) -> domain.Directory:
-    """Every counselor of the organisation with their measured fit, as plain data for matching."""
+    """Every counselor of the organisation with their clients' alliance records, as plain data for matching
+    (the strengths are estimated over the whole organisation's records)."""
     counselors = [
         domain.Counselor(
             counselor_id=d["_id"], org_id=d["org_id"], clinic_ids=frozenset(d.get("clinic_ids", ())),
@@ -136,6 +140,77 @@ def load_directory(org_id: str, config: domain.MatchingConfig) -> domain.Directo
             caseload=d.get("caseload", 0), accepting_new_clients=d.get("accepting_new_clients", True),
             gender=d.get("gender"), active=d.get("active", True))
         for d in CounselorView.objects(org_id=org_id).as_pymongo()]
-    fit = {d["counselor_id"]: {c: domain.FitStat(s["total"], s["clients"]) for c, s in d.get("concerns", {}).items()}
-           for d in CounselorFit.objects(org_id=org_id).only("counselor_id", "concerns").as_pymongo()}
-    return domain.Directory(counselors, fit, config.default_fit_prior)
+    alliances = {
+        d["counselor_id"]: [domain.ClientAlliance(r["client_id"], tuple(r.get("concerns", ())), r["total"],
+                                                  r["sessions"], sum_squares=r.get("sum_squares"))
+                            for r in d.get("clients", ())]
+        for d in CounselorFit.objects(org_id=org_id).only("counselor_id", "clients").as_pymongo()}
+    return domain.Directory(counselors, alliances, config)
+
+
+# --- learning from referrals (services/referral/outcomes.py) ----------------------------------------------
+
+def dyad_alliance(org_id: str, counselor_id: str | None, client_id: str) -> ClientAllianceRecord | None:
+    """The client's scored sessions with one counselor as the counselor's fit keeps them (sum of normalised
+    totals, count, score ids), or None without any."""
+    if not counselor_id:
+        return None
+    fit = CounselorFit.objects(id=CounselorFit.key(org_id, counselor_id), org_id=org_id).only("clients").first()
+    record = next((r for r in fit.clients if r.client_id == client_id), None) if fit else None
+    return record if record is not None and record.sessions else None
+
+
+def outcome_rule() -> outcomes.OutcomeConfig:
+    """How accepted referrals are judged (configuration), for the pages to say."""
+    return outcome_config()
+
+
+def referral_clinic_in_scope(identity: Identity, clinic_id: str) -> bool:
+    """A clinic of the caller's organisation they may see, as far as referral can tell: named in the token,
+    or holding referrals here. An admin sees every clinic of the organisation, but another organisation's
+    clinic (or an id of none) answers 404 like anything else outside the caller's scope."""
+    if not identity.can_access_clinic(identity.org_id, clinic_id):
+        return False
+    return clinic_id in identity.clinic_ids or Referral.objects(
+        org_id=identity.org_id, clinic_id=clinic_id).only("id").first() is not None
+
+
+_OUTCOME_FIELDS = ("clinic_id", "reason", "concerns", "counselor_id", "status")
+
+
+def _outcome_facts(query) -> list[tuple[str, outcomes.SettledFacts]]:
+    """(clinic, what the counts need) of each outcome the query finds."""
+    return [(d["clinic_id"], outcomes.SettledFacts(d["reason"], tuple(d.get("concerns", ())), d["counselor_id"],
+                                                   d["status"]))
+            for d in query.only(*_OUTCOME_FIELDS).as_pymongo()]
+
+
+def _clinic_report(clinic_id: str, facts: list[outcomes.SettledFacts]) -> dict:
+    rule = outcome_config()
+    return {"clinic_id": clinic_id, "sessions_compared": rule.sessions, "margin": rule.margin,
+            **outcomes.clinic_report(facts)}
+
+
+def referral_outcome_report(identity: Identity, clinic_id: str) -> dict | None:
+    """How the clinic's accepted referrals worked out: counts overall, per reason and per concern (never per
+    counselor); None if the clinic is not the caller's to see."""
+    if not referral_clinic_in_scope(identity, clinic_id):
+        return None
+    found = _outcome_facts(ReferralOutcome.objects(org_id=identity.org_id, clinic_id=clinic_id))
+    return _clinic_report(clinic_id, [facts for _, facts in found])
+
+
+def referral_outcome_reports(identity: Identity) -> list[dict]:
+    """The report of each clinic the caller oversees, by clinic id, for the referrals page: a supervisor's
+    clinics (followed referrals or not), for an admin the organisation's clinics with followed referrals."""
+    by_clinic: dict[str, list[outcomes.SettledFacts]] = {clinic_id: [] for clinic_id in identity.clinic_ids}
+    for clinic_id, facts in _outcome_facts(ReferralOutcome.objects(**identity.clinic_filter())):
+        by_clinic.setdefault(clinic_id, []).append(facts)
+    return [_clinic_report(clinic_id, found) for clinic_id, found in sorted(by_clinic.items())]
+
+
+def referral_track_record(org_id: str) -> dict[str, dict[str, tuple[int, int]]]:
+    """{counselor_id: {concern: (settled referrals received, of which the alliance improved)}}: what the
+    organisation learnt from its referrals about who helps clients of a kind that another counselor did not
+    fit (outcomes.track_record), for the strength estimate to weigh in. Never shown as a table of counselors."""
+    return outcomes.track_record(facts for _, facts in _outcome_facts(ReferralOutcome.objects(org_id=org_id)))

@@ -91,8 +91,14 @@ def test_a_poor_exit_interview_is_recommended_once_and_accepted_once(platform, k
 
     assert [c["counselor_id"] for c in referral["candidates"]] == [ids["trauma"], ids["other"]]
     assert "specialises in trauma" in referral["candidates"][0]["reasons"]
+    # The score's parts, the weights applied (specialty doubled for outside expertise) and who was left out.
+    assert sum(referral["candidates"][0]["parts"].values()) == pytest.approx(referral["candidates"][0]["score"],
+                                                                             abs=1e-5)
+    assert referral["weights"]["specialty"] == pytest.approx(0.7) and referral["outside_expertise"]
+    assert referral["excluded_counselor_ids"] == [ids["leaving"]]
     [on_topic] = recommended_for(platform, trigger.event_id)
     assert on_topic["payload"]["referral_id"] == referral["id"]
+    assert on_topic["payload"]["candidates"][0]["parts"]["strength.trauma.clients"] == 0
 
     # The same exit interview delivered again, then a later one for the same client (same partition) that
     # shows the worker is past the duplicate.
@@ -134,6 +140,7 @@ def test_a_supervisor_accepts_a_candidate_in_the_browser(platform, kafka):
             section = page.locator(f"#referral-{referral['id']}")
             assert "Exit interview" in section.inner_text()
             assert "specialises in trauma" in section.inner_text() and "Trauma and PTSD" in section.inner_text()
+            assert "Parts of the score" in section.inner_text() and "Not considered" in section.inner_text()
             section.get_by_role("button", name="Accept candidate 1").click()
             page.wait_for_load_state()
             # To the referral's own page: decided, with the chosen counselor.

@@ -16,8 +16,8 @@ from services.referral import handlers
 from services.referral.entrypoints.app import create_app
 from services.referral.handlers import EVENT_HANDLERS, referral_id_for
 from services.common.outbox import relay_pending
-from services.referral.adapters.models import (OUTBOX_DOCUMENTS, ClientView, CounselorFit, CounselorView, ParkedEvent,
-                                      Referral)
+from services.referral.adapters.models import (OUTBOX_DOCUMENTS, ClientAllianceRecord, ClientView, CounselorFit,
+                                      CounselorView, ParkedEvent, Referral)
 from tests.support.alerts import alliance_dropped
 from tests.support.kafka_reader import events_on, send_raw, wait_for
 from tests.support.identity import bearer as bearer_for
@@ -153,6 +153,20 @@ def test_poor_exit_interview_over_kafka_recommends_others_once_even_when_redeliv
     assert [c["counselor_id"] for c in payload["candidates"]] == ["co-trauma", "co-plain"]
     assert "specialises in trauma" in payload["candidates"][0]["reasons"]
     assert "speaks es" in payload["candidates"][0]["reasons"]
+    # Every number explained: the parts (numbers only) sum to the score; the specialty weight doubled for
+    # "outside my counselor's expertise"; nobody has measured trauma yet, so the strength is neutral.
+    for candidate in payload["candidates"]:
+        parts = {k: v for k, v in candidate["parts"].items() if "." not in k}
+        assert set(parts) == {"specialty", "strength", "preference", "capacity", "clinic"}
+        assert sum(parts.values()) == pytest.approx(candidate["score"], abs=1e-5)
+        assert candidate["parts"]["strength"] == 0 and candidate["parts"]["strength.trauma.clients"] == 0
+    assert payload["candidates"][0]["parts"]["specialty"] == pytest.approx(0.7)
+    assert referral.weights["specialty"] == pytest.approx(0.7) and referral.outside_expertise
+    # Who was not considered, and why: the counselor left by id, the hard constraints as counts.
+    assert referral.excluded_counselor_ids == ["co-leaving"]
+    assert referral.excluded == {"current_counselor": 1, "no_capacity": 1, "language": 1}
+    assert referral.candidates[0].parts == {k: v for k, v in payload["candidates"][0]["parts"].items() if "." not in k}
+    assert [(s.concern, s.clients, s.estimate) for s in referral.candidates[0].strengths] == [("trauma", 0, None)]
     [intake_referral] = announcing(components, Referral.objects.get(id=referral_id_for(first.event_id)))
     assert intake_referral["payload"]["reason"] == "intake"
     # At intake the client's counselor is not excluded.
@@ -265,6 +279,21 @@ def test_measured_fit_counts_each_score_once_and_each_client_once(db, producer, 
     assert fit.concerns["anxiety"]["clients"] == 2 and fit.concerns["anxiety"]["total"] == pytest.approx(1.4)
     assert fit.concerns["grief"] == {"total": pytest.approx(0.9), "clients": 1}
     assert sorted((c.client_id, c.sessions) for c in fit.clients) == [("cl-1", 2), ("cl-2", 1)]
+    # The sums of squares, for the within-client variance: 0.8² + 1.0², and 0.5².
+    assert sorted((c.client_id, c.sum_squares) for c in fit.clients) == [("cl-1", pytest.approx(1.64)),
+                                                                          ("cl-2", pytest.approx(0.25))]
+
+
+def test_a_record_kept_before_sums_of_squares_keeps_them_unknown(db, producer, unique):
+    org = f"o{unique}"
+    handle_all([intake(org, "cl-old", concerns=["anxiety"])], producer.send)
+    CounselorFit(id=CounselorFit.key(org, "co-1"), org_id=org, counselor_id="co-1", clients=[
+        ClientAllianceRecord(client_id="cl-old", concerns=["anxiety"], total=1.5, sessions=2,
+                             score_ids=["old-1", "old-2"])],
+        concerns={"anxiety": {"total": 0.75, "clients": 1}}).save(force_insert=True)
+    handle_all([scored(org, "cl-old", "co-1", 3, 27)], producer.send)
+    [record] = CounselorFit.objects.get(id=CounselorFit.key(org, "co-1")).clients
+    assert (record.sessions, record.total, record.sum_squares) == (3, pytest.approx(2.4), None)
 
 
 def test_a_score_before_the_intake_is_counted_once_the_intake_arrives(db, producer, unique):
@@ -289,7 +318,26 @@ def test_measured_fit_shapes_the_ranking_and_its_reasons(db, producer, unique):
     handle_all([new], producer.send)
     referral = Referral.objects.get(id=referral_id_for(new.event_id))
     assert [c.counselor_id for c in referral.candidates] == ["co-b", "co-a"]
-    assert "strong alliance with depression clients (n=6)" in referral.candidates[0].reasons
+    assert "strong alliance with depression clients (6 clients, 6 sessions)" in referral.candidates[0].reasons
+    [strength] = referral.candidates[0].strengths
+    assert (strength.concern, strength.clients, strength.sessions) == ("depression", 6, 6)
+    assert 0.9 < strength.estimate < 29 / 30 and strength.sd > 0 and strength.usual == pytest.approx(0.733, abs=0.01)
+    assert referral.candidates[0].parts["strength"] > 0 > referral.candidates[1].parts["strength"]
+
+
+def test_a_strength_below_the_minimum_evidence_is_not_shown_nor_weighed(db, producer, unique):
+    org = f"o{unique}"
+    handle_all([counselor(org, "co-a"), counselor(org, "co-b")], producer.send)
+    past = [f"past-{i}" for i in range(4)]
+    handle_all([intake(org, c, concerns=["depression"], preferences={}) for c in past], producer.send)
+    handle_all([scored(org, c, "co-b", 1, 30) for c in past], producer.send)  # four perfect clients: too few
+    new = intake(org, f"new-{unique}", concerns=["depression"], preferences={})
+    handle_all([new], producer.send)
+    referral = Referral.objects.get(id=referral_id_for(new.event_id))
+    assert [c.counselor_id for c in referral.candidates] == ["co-a", "co-b"]  # a tie, by id
+    co_b = referral.candidates[1]
+    assert co_b.parts["strength"] == 0 and co_b.strengths[0].estimate is None
+    assert "alliance with depression clients: not enough data yet (4 clients)" in co_b.reasons
 
 
 # --- alliance drops ---------------------------------------------------------------------------------------
@@ -428,6 +476,11 @@ def test_the_page_lists_candidates_with_reasons_and_accepts_in_a_form(components
     assert f'href="http://127.0.0.1:8001/clients/{open_referral.client_id}"' in html
     assert "/counselors/co-trauma" not in html  # intake has no such page
     assert "specialises in trauma" in html and "Exit interview" in html
+    # Each candidate's parts, the weights (specialty raised for outside expertise) and who was not considered.
+    assert "Parts of the score" in html and "Measured strength" in html
+    assert "Trauma and PTSD: not enough data yet (0 clients)" in html
+    assert "Specialty 0.70 (raised: the concerns were outside the previous counselor" in html
+    assert "No free place: 1" in html and "Does not speak the language asked for: 1" in html
     assert "Trauma and PTSD" in html and "Spanish" in html and "In person" in html and "This clinic" in html
     assert f'action="/referrals/{open_referral.id}/accept"' in html
 
@@ -449,6 +502,7 @@ def test_the_page_shows_front_desk_the_referrals_without_forms(referral_app, ope
     sign_in(referral_app, client, open_referral.org_id, role="front_desk", staff="fd-1")
     html = client.get("/referrals").get_data(as_text=True)
     assert "co-trauma" in html and "/accept" not in html
+    assert "Parts of the score" not in html  # strengths are for the supervisors deciding
     assert client.post(f"/referrals/{open_referral.id}/accept",
                        data={"counselor_id": "co-trauma", **form_token(html)}).status_code == 403
 

@@ -200,6 +200,8 @@ RULES: dict[str, dict[tuple[str, str], Access]] = {
     "referral": {
         ("GET", "/api/intakes/<intake_id>"): Access(ALL, "intake"),
         ("GET", "/api/counselors"): Access(ALL),
+        # Counts of how the clinic's accepted referrals worked out, as scoring's clinic summary: its overseers.
+        ("GET", "/api/clinics/<clinic_id>/referral-outcomes"): Access(OVERSEERS, "clinic"),
         ("GET", "/api/referrals"): Access(ALL, "client", "query", "client_id", foreign=(200,)),
         ("GET", "/api/referrals/<referral_id>"): Access(ALL, "referral"),
         ("POST", "/api/referrals/<referral_id>/accept"): Access(

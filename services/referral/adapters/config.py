@@ -1,5 +1,6 @@
 """Matching configuration from the environment: `RAPPORT_REFERRAL_<FIELD>` overrides a MatchingConfig default,
-e.g. RAPPORT_REFERRAL_WEIGHT_FIT=0.4, RAPPORT_REFERRAL_REVIEW_RULES=persistently_low,sustained_decline."""
+e.g. RAPPORT_REFERRAL_WEIGHT_FIT=0.4 (the measured strength's weight), RAPPORT_REFERRAL_MIN_STRENGTH_CLIENTS=8,
+RAPPORT_REFERRAL_REVIEW_RULES=persistently_low,sustained_decline."""
 from __future__ import annotations
 
 import os
@@ -8,8 +9,12 @@ from functools import lru_cache
 from typing import Mapping
 
 from services.referral.domain import MatchingConfig
+from services.referral.outcomes import OutcomeConfig
 
 PREFIX = "RAPPORT_REFERRAL_"
+# What the strength estimate divides by or counts with: zero or less would break it (or show strengths from
+# no evidence). Weights (weight_*) may be zero, never negative.
+POSITIVE = ("min_strength_clients", "default_session_sd", "default_client_sd", "min_counselor_sd")
 
 
 def load_matching_config(environ: Mapping[str, str]) -> MatchingConfig:
@@ -27,9 +32,45 @@ def load_matching_config(environ: Mapping[str, str]) -> MatchingConfig:
                 values[field.name] = type(default)(raw)
         except ValueError:
             raise ValueError(f"{PREFIX}{field.name.upper()} must be of type {type(default).__name__}") from None
-    return replace(defaults, **values)
+    config = replace(defaults, **values)
+    for field in fields(MatchingConfig):
+        value = getattr(config, field.name)
+        if field.name in POSITIVE and value <= 0:
+            raise ValueError(f"{PREFIX}{field.name.upper()} must be positive")
+        if field.name.startswith("weight_") and value < 0:
+            raise ValueError(f"{PREFIX}{field.name.upper()} must not be negative")
+    return config
 
 
 @lru_cache(maxsize=1)
 def matching_config() -> MatchingConfig:
     return load_matching_config(os.environ)
+
+
+OUTCOME_PREFIX = "RAPPORT_REFERRAL_OUTCOME_"
+
+
+def load_outcome_config(environ: Mapping[str, str]) -> OutcomeConfig:
+    """How accepted referrals are judged: RAPPORT_REFERRAL_OUTCOME_SESSIONS, RAPPORT_REFERRAL_OUTCOME_MARGIN."""
+    defaults = OutcomeConfig()
+    values = {}
+    for field in fields(OutcomeConfig):
+        raw = environ.get(f"{OUTCOME_PREFIX}{field.name.upper()}")
+        if raw is None:
+            continue
+        try:
+            values[field.name] = type(getattr(defaults, field.name))(raw)
+        except ValueError:
+            raise ValueError(f"{OUTCOME_PREFIX}{field.name.upper()} must be of type "
+                             f"{type(getattr(defaults, field.name)).__name__}") from None
+    config = replace(defaults, **values)
+    if config.sessions < 1:
+        raise ValueError(f"{OUTCOME_PREFIX}SESSIONS must be at least 1")
+    if not 0 <= config.margin < 1:
+        raise ValueError(f"{OUTCOME_PREFIX}MARGIN is a fraction of the scale, from 0 up to 1")
+    return config
+
+
+@lru_cache(maxsize=1)
+def outcome_config() -> OutcomeConfig:
+    return load_outcome_config(os.environ)

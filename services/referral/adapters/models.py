@@ -64,6 +64,9 @@ class ClientAllianceRecord(me.EmbeddedDocument):
     total = me.FloatField(required=True)
     sessions = me.IntField(required=True)
     score_ids = me.ListField(me.StringField())
+    # The sum of the squared normalised totals, for the within-client variance; absent (None: unknown) on
+    # records kept before it was.
+    sum_squares = me.FloatField(null=True)
 
 
 class CounselorFit(me.Document):
@@ -100,10 +103,27 @@ class ParkedEvent(me.Document):
     meta = {"collection": "parked_events", "indexes": [("org_id", "client_id")]}
 
 
+class StrengthRecord(me.EmbeddedDocument):
+    """The evidence behind a candidate's strength part for one concern of the client (domain.Strength):
+    without enough evidence only the counts, estimate, sd, effect and usual None."""
+
+    concern = me.StringField(required=True)
+    clients = me.IntField(required=True)
+    sessions = me.IntField(required=True)
+    estimate = me.FloatField(null=True)
+    sd = me.FloatField(null=True)
+    effect = me.FloatField(null=True)
+    usual = me.FloatField(null=True)
+
+
 class CandidateRecord(me.EmbeddedDocument):
     counselor_id = me.StringField(required=True)
     score = me.FloatField(required=True)
     reasons = me.ListField(me.StringField())
+    # The score's parts (domain.PARTS -> what each added; they sum to the score) and the strength evidence
+    # per concern of the client; empty on referrals made before they were kept.
+    parts = me.DictField()
+    strengths = me.EmbeddedDocumentListField(StrengthRecord)
 
 
 class Referral(OutboxDocument):
@@ -120,6 +140,13 @@ class Referral(OutboxDocument):
     # The id of the referral.recommended event that announced it, to trace it on the topic.
     announced_event_id = me.StringField(required=True)
     candidates = me.EmbeddedDocumentListField(CandidateRecord)
+    # How the candidates were weighed: the weights applied (domain.PARTS; specialty already raised when
+    # `outside_expertise`), the counselors excluded by id (the one the client is leaving) and how many
+    # counselors each hard constraint removed (domain.EXCLUSIONS -> count). Empty on older referrals.
+    weights = me.DictField()
+    outside_expertise = me.BooleanField(default=False)
+    excluded_counselor_ids = me.ListField(me.StringField())
+    excluded = me.DictField()
     status = me.StringField(required=True)
     created_at = me.DateTimeField(default=utcnow)
     decided_by = me.StringField()
@@ -130,6 +157,43 @@ class Referral(OutboxDocument):
     decision_note = me.StringField()
     meta = {"collection": "referrals",
             "indexes": [("org_id", "clinic_id", "status", "created_at"), ("org_id", "client_id")]}
+
+
+class ReferralOutcome(me.Document):
+    """How an accepted referral worked out: the client's alliance with the counselor they left against the
+    new dyad's first sessions (services/referral/outcomes.py has the rule).
+
+    One document per accepted referral, keyed by the new dyad, which is what an `alliance.scored` names
+    (FerretDB indexes only _id): a dyad has its first sessions once, so a client referred back to a counselor
+    they had before is not followed a second time. Replaced under an optimistic version check like
+    CounselorFit; the score ids already counted make a redelivered score change nothing.
+    """
+
+    id = me.StringField(primary_key=True)  # "<org_id>:<client_id>:<counselor_id>" of the new dyad
+    org_id = me.StringField(required=True)
+    clinic_id = me.StringField(required=True)
+    referral_id = me.StringField(required=True)
+    reason = me.StringField(required=True)
+    client_id = me.StringField(required=True)
+    concerns = me.ListField(me.StringField())
+    previous_counselor_id = me.StringField()
+    counselor_id = me.StringField(required=True)
+    accepted_at = me.DateTimeField(required=True)  # when the reassignment happened
+    # The old dyad's mean normalised total (0..1) and its sessions; None until known.
+    old_mean = me.FloatField()
+    old_sessions = me.IntField(default=0)
+    # The new dyad's first sessions: sum of normalised totals, count, and the scores counted.
+    new_total = me.FloatField(default=0.0)
+    new_sessions = me.IntField(default=0)
+    score_ids = me.ListField(me.StringField())
+    status = me.StringField(required=True)  # outcomes.OUTCOME_STATUSES
+    settled_at = me.DateTimeField()
+    version = me.IntField(default=0)
+    meta = {"collection": "referral_outcomes", "indexes": [("org_id", "clinic_id")]}
+
+    @staticmethod
+    def key(org_id: str, client_id: str, counselor_id: str) -> str:
+        return f"{org_id}:{client_id}:{counselor_id}"
 
 
 # Every document class whose pending events the outbox relay must publish.

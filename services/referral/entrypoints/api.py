@@ -13,6 +13,7 @@ from services.common.web.identity import caller, guard
 
 from services.referral import domain, queries
 from services.referral.commands import AcceptReferral, DeclineReferral
+from services.referral.entrypoints.schemas import ReferralOutcomesSchema
 from services.referral.entrypoints.schemas import (AcceptSchema, CounselorViewSchema, DeclineSchema, IntakeViewSchema, ReferralQuerySchema,
                       ReferralSchema)
 
@@ -25,6 +26,8 @@ counselors = Blueprint("counselors", __name__, url_prefix="/api/counselors",
                        description="The counselors referral matches against, as counselor.updated described them")
 referrals = Blueprint("referrals", __name__, url_prefix="/api/referrals",
                       description="Counselor recommendations and the supervisors' decisions")
+clinics = Blueprint("clinics", __name__, url_prefix="/api/clinics",
+                    description="Per clinic: how accepted referrals worked out")
 
 
 @intakes.get("/<intake_id>")
@@ -85,6 +88,17 @@ def decline_referral(data, referral_id):
         return command_bus().handle(DeclineReferral(caller(), referral_id, data["reason"], data["note"]))
 
 
+@clinics.get("/<clinic_id>/referral-outcomes")
+@guard(*DECIDERS)
+@clinics.response(200, ReferralOutcomesSchema)
+@clinics.alt_response(404, description="Not a clinic of the caller's")
+def referral_outcomes(clinic_id):
+    """How the clinic's accepted referrals worked out: the new dyad's first sessions against the alliance
+    with the counselor before, counted overall, per reason and per concern (supervisors and admins; counts,
+    never a table of counselors)."""
+    return queries.referral_outcome_report(caller(), clinic_id) or abort(404)
+
+
 def refusal_message(referral_id: str, error: Exception) -> str:
     """What the API and the page say when a decision is refused because of the referral's state."""
     if isinstance(error, domain.StaleReferral):
@@ -108,4 +122,4 @@ def decision_errors(referral_id: str):
         api_abort(422, errors={"json": {"counselor_id": ["Not a candidate of this referral."]}})
 
 
-BLUEPRINTS = (intakes, referrals, counselors)
+BLUEPRINTS = (intakes, referrals, counselors, clinics)

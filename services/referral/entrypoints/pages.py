@@ -87,7 +87,11 @@ def _render(identity, message=None, error=None, status=200):
         shown = domain.OPEN
     referrals = queries.referrals_with_status(identity, None if shown == "all" else shown, PAGE_SIZE)
     audit.reads(*(r.client_id for r in referrals))
+    # How accepted referrals worked out, per clinic: for those who decide them (counts, never counselors).
+    overseer = identity.role in DECIDERS
     return render_template("referrals.html", referrals=referrals, shown=shown, status_filters=STATUS_FILTERS,
-                           can_decide=identity.role in DECIDERS, decline_reasons=domain.DECLINE_REASONS,
+                           can_decide=overseer, decline_reasons=domain.DECLINE_REASONS,
                            page_size=PAGE_SIZE, message=message, error=error,
+                           outcome_reports=queries.referral_outcome_reports(identity) if overseer else None,
+                           outcome_rule=queries.outcome_rule(),
                            **queries.referral_context(identity.org_id, referrals)), status

@@ -23,6 +23,8 @@ class CandidateSchema(ResponseSchema):
     counselor_id = fields.String()
     score = fields.Float()
     reasons = fields.List(fields.String())
+    parts = fields.Dict(keys=fields.String(), values=fields.Float(), metadata={
+        "description": "what specialty, strength, preference, capacity and clinic added: they sum to the score"})
 
 
 class ReferralSchema(ResponseSchema):
@@ -34,6 +36,12 @@ class ReferralSchema(ResponseSchema):
     reason = fields.String(metadata={"description": "intake, exit_interview or alliance_decline"})
     trigger_event_id = fields.String()
     candidates = fields.List(fields.Nested(CandidateSchema), metadata={"description": "best first"})
+    weights = fields.Dict(keys=fields.String(), values=fields.Float(), metadata={
+        "description": "the weights applied (specialty raised when outside_expertise)"})
+    outside_expertise = fields.Boolean()
+    excluded_counselor_ids = fields.List(fields.String(), metadata={"description": "the counselor left"})
+    excluded = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "how many counselors each hard constraint removed"})
     status = fields.String(metadata={"description": ", ".join(STATUSES) + " (closed by a later assignment)"})
     created_at = fields.AwareDateTime()
     decided_by = fields.String(allow_none=True)
@@ -69,3 +77,29 @@ class DeclineSchema(RequestSchema):
     reason = fields.String(required=True, validate=validate.OneOf(DECLINE_REASONS))
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000),
                          metadata={"description": "stays in referral; never sent in an event"})
+
+
+class OutcomeCountsSchema(ResponseSchema):
+    accepted = fields.Integer(metadata={"description": "accepted referrals whose reassignment landed"})
+    following = fields.Integer(metadata={"description": "still in the new counselor's first sessions"})
+    settled = fields.Integer(metadata={"description": "first sessions in and compared with the counselor before"})
+    improved = fields.Integer(metadata={"description": "settled, and the alliance rose by more than the margin"})
+    without_baseline = fields.Integer(metadata={"description": "first sessions in, no earlier alliance to compare"})
+    share_improved = fields.Float(allow_none=True, metadata={"description": "improved / settled; null before any"})
+
+
+class ReasonOutcomeSchema(OutcomeCountsSchema):
+    reason = fields.String(metadata={"description": "intake, exit_interview or alliance_decline"})
+
+
+class ConcernOutcomeSchema(OutcomeCountsSchema):
+    concern = fields.String(metadata={"description": "a client with two concerns counts under both"})
+
+
+class ReferralOutcomesSchema(ResponseSchema):
+    clinic_id = fields.String()
+    sessions_compared = fields.Integer(metadata={"description": "the new dyad's first sessions that are compared"})
+    margin = fields.Float(metadata={"description": "how much higher (fraction of the scale) counts as improved"})
+    overall = fields.Nested(OutcomeCountsSchema)
+    by_reason = fields.List(fields.Nested(ReasonOutcomeSchema))
+    by_concern = fields.List(fields.Nested(ConcernOutcomeSchema))

@@ -5,6 +5,7 @@ Intake runs alone (the `intake` fixture of test_browser_intake: an admin, a fron
 from __future__ import annotations
 
 import requests
+from playwright.sync_api import expect
 
 from tests.e2e import test_browser_intake
 from tests.e2e.test_browser_intake import PASSWORD
@@ -37,9 +38,10 @@ def test_front_desk_on_a_phone(intake, unique):
         phone.get_by_label("E-mail").fill(f"desk@{unique}.test")
         phone.get_by_label("Password").fill("not-the-password")
         phone.get_by_role("button", name="Sign in").click()
-        phone.wait_for_load_state()
-        focused = phone.evaluate("[document.activeElement.id, document.activeElement.textContent]")
-        assert focused == ["signin-error", "That e-mail and password do not match an active account."]
+        # The browser moves focus to an autofocus element as it renders, a moment after the load: wait for it.
+        error = phone.locator("#signin-error")
+        expect(error).to_be_focused()
+        assert error.text_content() == "That e-mail and password do not match an active account."
         assert phone.get_by_label("Password").get_attribute("aria-describedby") == "signin-error"
         journey.snap(phone, "failed sign-in")
 

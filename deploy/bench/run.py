@@ -2,7 +2,8 @@
 (absolute times drift on shared machines; ratios much less), printed as one table and written with the detail
 to docs/benchmarks.md.
 
-    python deploy/bench/run.py [--only intake,alerts,replay,matching] [--replay-events N] [--doc PATH]
+    python deploy/bench/run.py [--only intake,alerts,replay,matching,recommendation] [--replay-events N]
+                               [--doc PATH]
 
 Every benchmark starts its own Kafka broker, FerretDB and processes in a temporary folder on free 127.0.0.1
 ports and stops them when it ends. One that fails is recorded as failed in the table and the run goes on.
@@ -28,13 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # repository root, on sys.path; the root is where the `deploy` and `services` packages are imported from.
 sys.path.insert(0, str(ROOT))
 
-from deploy.bench import alert_latency, intake_load, matching, replay  # noqa: E402
+from deploy.bench import alert_latency, intake_load, matching, recommendation, replay  # noqa: E402
 from deploy.bench.harness import Bench  # noqa: E402
 from deploy.bench.memory import PeakMemory, PeakRss  # noqa: E402
 from deploy.bench.report import Figure, Result, markdown_table  # noqa: E402
 
 log = logging.getLogger("bench")
-BENCHMARKS = {"intake": intake_load, "alerts": alert_latency, "replay": replay, "matching": matching}
+BENCHMARKS = {"intake": intake_load, "alerts": alert_latency, "replay": replay, "matching": matching,
+              "recommendation": recommendation}
 DOC = ROOT / "docs" / "benchmarks.md"
 SUMMARY_HEADER = ["figure", "limit", "ratio", "goal", "met?"]
 

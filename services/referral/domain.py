@@ -168,6 +168,18 @@ class Directory:
         self.strengths = StrengthTable(alliances, config.strength_model())
         self.rows = [_Row(c, self.strengths.by_counselor.get(c.counselor_id, {})) for c in ordered]
 
+    def with_counselors(self, changed: Iterable[Counselor]) -> "Directory":
+        """This directory with some counselors' facts replaced (or added), every strength kept: a counselor's
+        facts (capacity, clinics, whether accepting) move no strength, and estimating them again would read
+        the whole organisation's records."""
+        rows = {row.counselor.counselor_id: row for row in self.rows}
+        for counselor in changed:
+            rows[counselor.counselor_id] = _Row(counselor, self.strengths.by_counselor.get(counselor.counselor_id, {}))
+        updated = object.__new__(Directory)
+        updated.strengths = self.strengths
+        updated.rows = [rows[counselor_id] for counselor_id in sorted(rows)]
+        return updated
+
     def prior(self, concern: str) -> ConcernPrior:
         return self.strengths.prior(concern)
 

@@ -25,6 +25,7 @@ from services.common.outbox import Publish, insert_once, outbox_entry, publish_o
 from services.referral import domain, queries
 from services.referral import outcomes
 from services.referral.commands import AcceptReferral, DeclineReferral
+from services.referral.adapters import directory_cache
 from services.referral.adapters.config import matching_config, outcome_config
 from services.referral.adapters.models import ReferralOutcome
 from services.referral.adapters.models import (CandidateRecord, ClientAllianceRecord, ClientView, CounselorFit,
@@ -49,6 +50,9 @@ def referral_id_for(trigger_event_id: str) -> str:
 
 def handle_counselor_updated(event: Event, publish: Publish) -> None:
     _apply_counselor_snapshot(event)
+    # After the write: the next recommendation in every process reads this counselor again (an older
+    # snapshot that changed nothing, or a redelivery, costs one extra read, never a stale counselor).
+    directory_cache.counselors_changed(event.org_id, event.payload.counselor_id)
 
 
 def handle_client_assigned(event: Event, publish: Publish) -> None:
@@ -157,7 +161,14 @@ def _assign_counselor(client_id: str, counselor_id: str, at: datetime) -> None:
 
 
 def _record_session(org_id: str, counselor_id: str, client: ClientView, score_id: str, value: float) -> None:
-    """Fold one scored session into the counselor's fit, once per score id (see CounselorFit)."""
+    """Fold one scored session into the counselor's fit, once per score id (see CounselorFit); then say the
+    strengths moved (directory_cache: they are estimated again once the cached ones are old enough)."""
+    _fold_session(org_id, counselor_id, client, score_id, value)
+    # Also when the score was counted already: a redelivery after a crash between the fold and this bump.
+    directory_cache.sessions_changed(org_id)
+
+
+def _fold_session(org_id: str, counselor_id: str, client: ClientView, score_id: str, value: float) -> None:
     key = CounselorFit.key(org_id, counselor_id)
     for _ in range(FIT_UPDATE_ATTEMPTS):
         fit = CounselorFit.objects(id=key).first()
@@ -236,7 +247,7 @@ def _recommend(event: Event, client: ClientView, reason: str, *, current_counsel
         publish_pending(existing, publish)
         return
     config = matching_config()
-    recommendation = domain.recommend(queries.load_directory(client.org_id, config),
+    recommendation = domain.recommend(queries.directory(client.org_id, config),
                                       domain.MatchRequest(queries.profile(client), exclude, outside_expertise),
                                       config)
     candidates = recommendation.candidates

@@ -12,6 +12,7 @@ from services.common.instruments import instrument_definitions
 from services.referral import domain
 from services.referral.adapters.models import ClientView, CounselorFit, CounselorView, IntakeView, Referral
 from services.referral import outcomes
+from services.referral.adapters import directory_cache
 from services.referral.adapters.config import outcome_config
 from services.referral.adapters.models import ClientAllianceRecord, ReferralOutcome
 
@@ -129,17 +130,31 @@ def normalised_total(instrument_id: str, total: float) -> float:
     return scale.normalise(total)
 
 
+def directory(org_id: str, config: domain.MatchingConfig) -> domain.Directory:
+    """The organisation's directory for a recommendation: the one this process keeps, after one `_id` look-up
+    says it is still current (with the counselors changed since read again by `_id`), else built again by
+    load_directory (adapters/directory_cache.py)."""
+    return directory_cache.directory(org_id, config, load_directory, load_counselors)
+
+
+def _counselor(d: dict) -> domain.Counselor:
+    return domain.Counselor(
+        counselor_id=d["_id"], org_id=d["org_id"], clinic_ids=frozenset(d.get("clinic_ids", ())),
+        specialties=frozenset(d.get("specialties", ())), languages=frozenset(d.get("languages", ())),
+        modalities=frozenset(d.get("modalities", ())), weekly_capacity=d.get("weekly_capacity", 0),
+        caseload=d.get("caseload", 0), accepting_new_clients=d.get("accepting_new_clients", True),
+        gender=d.get("gender"), active=d.get("active", True))
+
+
+def load_counselors(org_id: str, counselor_ids: list[str]) -> list[domain.Counselor]:
+    """These counselors' facts, by `_id`."""
+    return [_counselor(d) for d in CounselorView.objects(id__in=counselor_ids, org_id=org_id).as_pymongo()]
+
+
 def load_directory(org_id: str, config: domain.MatchingConfig) -> domain.Directory:
     """Every counselor of the organisation with their clients' alliance records, as plain data for matching
     (the strengths are estimated over the whole organisation's records)."""
-    counselors = [
-        domain.Counselor(
-            counselor_id=d["_id"], org_id=d["org_id"], clinic_ids=frozenset(d.get("clinic_ids", ())),
-            specialties=frozenset(d.get("specialties", ())), languages=frozenset(d.get("languages", ())),
-            modalities=frozenset(d.get("modalities", ())), weekly_capacity=d.get("weekly_capacity", 0),
-            caseload=d.get("caseload", 0), accepting_new_clients=d.get("accepting_new_clients", True),
-            gender=d.get("gender"), active=d.get("active", True))
-        for d in CounselorView.objects(org_id=org_id).as_pymongo()]
+    counselors = [_counselor(d) for d in CounselorView.objects(org_id=org_id).as_pymongo()]
     alliances = {
         d["counselor_id"]: [domain.ClientAlliance(r["client_id"], tuple(r.get("concerns", ())), r["total"],
                                                   r["sessions"], sum_squares=r.get("sum_squares"))

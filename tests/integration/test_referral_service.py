@@ -13,6 +13,7 @@ from services.common.auth import COOKIE_NAME, Identity, issue_token
 from services.common.events import InvalidEvent, Topic, decode_event, encode_event, make_event
 from services.common.kafka import EventProducer
 from services.referral import handlers
+from services.referral.adapters import config as referral_config
 from services.referral.entrypoints.app import create_app
 from services.referral.handlers import EVENT_HANDLERS, referral_id_for
 from services.common.outbox import relay_pending
@@ -305,7 +306,14 @@ def test_a_score_before_the_intake_is_counted_once_the_intake_arrives(db, produc
         "sleep": {"total": pytest.approx(0.9), "clients": 1}}
 
 
-def test_measured_fit_shapes_the_ranking_and_its_reasons(db, producer, unique):
+@pytest.fixture
+def fresh_strengths(monkeypatch):
+    """Strengths estimated again at the first recommendation after a scored session (the service lets its
+    cached ones age up to RAPPORT_REFERRAL_STRENGTH_REFRESH_S first: adapters/directory_cache.py)."""
+    monkeypatch.setattr(referral_config, "strength_refresh_s", lambda: 0.0)
+
+
+def test_measured_fit_shapes_the_ranking_and_its_reasons(db, producer, fresh_strengths, unique):
     org = f"o{unique}"
     handle_all([counselor(org, "co-a"), counselor(org, "co-b")], producer.send)
     past = {"co-a": [f"past-a{i}" for i in range(6)], "co-b": [f"past-b{i}" for i in range(6)]}
@@ -325,7 +333,7 @@ def test_measured_fit_shapes_the_ranking_and_its_reasons(db, producer, unique):
     assert referral.candidates[0].parts["strength"] > 0 > referral.candidates[1].parts["strength"]
 
 
-def test_a_strength_below_the_minimum_evidence_is_not_shown_nor_weighed(db, producer, unique):
+def test_a_strength_below_the_minimum_evidence_is_not_shown_nor_weighed(db, producer, fresh_strengths, unique):
     org = f"o{unique}"
     handle_all([counselor(org, "co-a"), counselor(org, "co-b")], producer.send)
     past = [f"past-{i}" for i in range(4)]

@@ -1,6 +1,7 @@
 """Matching configuration from the environment: `RAPPORT_REFERRAL_<FIELD>` overrides a MatchingConfig default,
 e.g. RAPPORT_REFERRAL_WEIGHT_FIT=0.4 (the measured strength's weight), RAPPORT_REFERRAL_MIN_STRENGTH_CLIENTS=8,
-RAPPORT_REFERRAL_REVIEW_RULES=persistently_low,sustained_decline."""
+RAPPORT_REFERRAL_REVIEW_RULES=persistently_low,sustained_decline; RAPPORT_REFERRAL_STRENGTH_REFRESH_S says how
+long a process's cached strengths serve while sessions are scored (adapters/directory_cache.py)."""
 from __future__ import annotations
 
 import os
@@ -45,6 +46,31 @@ def load_matching_config(environ: Mapping[str, str]) -> MatchingConfig:
 @lru_cache(maxsize=1)
 def matching_config() -> MatchingConfig:
     return load_matching_config(os.environ)
+
+
+STRENGTH_REFRESH = f"{PREFIX}STRENGTH_REFRESH_S"
+DEFAULT_STRENGTH_REFRESH_S = 300.0
+
+
+def load_strength_refresh_s(environ: Mapping[str, str]) -> float:
+    """How old (seconds) a process's cached strengths may grow while sessions are scored before the directory
+    is built again (adapters/directory_cache.py): RAPPORT_REFERRAL_STRENGTH_REFRESH_S, 300 by default; 0
+    builds it again at the next recommendation after any scored session. A counselor's change never waits."""
+    raw = environ.get(STRENGTH_REFRESH)
+    if raw is None:
+        return DEFAULT_STRENGTH_REFRESH_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{STRENGTH_REFRESH} must be a number of seconds") from None
+    if not value >= 0:
+        raise ValueError(f"{STRENGTH_REFRESH} must not be negative")
+    return value
+
+
+@lru_cache(maxsize=1)
+def strength_refresh_s() -> float:
+    return load_strength_refresh_s(os.environ)
 
 
 OUTCOME_PREFIX = "RAPPORT_REFERRAL_OUTCOME_"

@@ -91,6 +91,31 @@ class CounselorFit(me.Document):
         return f"{org_id}:{counselor_id}"
 
 
+class DirectoryVersion(me.Document):
+    """How often an organisation's matching directory changed: what each process's cached directory is checked
+    against before a recommendation (adapters/directory_cache.py). One document per organisation, read and
+    bumped by `_id` only (the one look-up FerretDB indexes)."""
+
+    id = me.StringField(primary_key=True)  # the org id
+    counselors = me.IntField(default=0)  # counselor.updated snapshots stored
+    sessions = me.IntField(default=0)  # scored sessions folded into fits
+    meta = {"collection": "directory_versions"}
+
+
+class DirectoryChange(me.Document):
+    """Which counselor the organisation's `counselors` version number N stands for: a process whose directory
+    is a few changes behind reads those counselors by `_id` and replaces their rows, instead of building the
+    whole directory again (adapters/directory_cache.py)."""
+
+    id = me.StringField(primary_key=True)  # "<org_id>:<N, zero-padded>"
+    counselor_id = me.StringField(required=True)
+    meta = {"collection": "directory_changes"}
+
+    @staticmethod
+    def key(org_id: str, number: int) -> str:
+        return f"{org_id}:{number:012d}"
+
+
 class ParkedEvent(me.Document):
     """A trigger or score that arrived before the client's intake (topics are not ordered between each
     other); handled again once `intake.submitted` has told referral who the client is."""

@@ -147,8 +147,10 @@ def _counselor(d: dict) -> domain.Counselor:
 
 
 def load_counselors(org_id: str, counselor_ids: list[str]) -> list[domain.Counselor]:
-    """These counselors' facts, by `_id`."""
-    return [_counselor(d) for d in CounselorView.objects(id__in=counselor_ids, org_id=org_id).as_pymongo()]
+    """These counselors' facts, one look-up by `_id` each (a plain `_id` equality is what FerretDB 1.24 surely
+    answers from its index)."""
+    found = (CounselorView.objects(id=counselor_id).as_pymongo().first() for counselor_id in counselor_ids)
+    return [_counselor(d) for d in found if d is not None and d["org_id"] == org_id]
 
 
 def load_directory(org_id: str, config: domain.MatchingConfig) -> domain.Directory:

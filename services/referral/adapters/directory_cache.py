@@ -135,9 +135,10 @@ def _with_changes(cached: _Cached, org_id: str, counselors: int,
     numbers = range(cached.counselors + 1, counselors + 1)
     if not 0 < len(numbers) <= MAX_CHANGES_APPLIED:
         return None
-    keys = [DirectoryChange.key(org_id, n) for n in numbers]
-    records = list(DirectoryChange.objects(id__in=keys).only("counselor_id").as_pymongo())
-    if len(records) != len(keys):
+    # One look-up by `_id` each: a plain `_id` equality is what FerretDB 1.24 surely answers from its index.
+    records = [DirectoryChange.objects(id=DirectoryChange.key(org_id, n)).only("counselor_id").as_pymongo().first()
+               for n in numbers]
+    if None in records:
         return None
     changed = sorted({r["counselor_id"] for r in records})
     return cached.directory.with_counselors(load_counselors(org_id, changed))

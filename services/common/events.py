@@ -231,12 +231,6 @@ class AllianceDropped(_SessionComparison):
     # (None for a subscale with no values there; all None without a baseline and for exit interviews).
     usual_subscales: SubscaleScores = wire(_subscales(load_default=SubscaleScores))
 
-    @classmethod
-    def of(cls, source: Any, **values: Any) -> Self:
-        # A source kept before usual subscale levels were (an older stored alert) has none.
-        values.setdefault("usual_subscales", getattr(source, "usual_subscales", None) or {})
-        return super().of(source, **values)
-
 
 # alliance.dropped version 1: one event per rule that fired, read as version 2 (see UPCASTERS).
 _AllianceDroppedV1 = type("AllianceDroppedV1", (PayloadSchema,), {

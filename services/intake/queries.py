@@ -240,15 +240,23 @@ def open_request(request_id: str, kind: str, now: datetime) -> FeedbackRequest:
 
 # --- names for other services' pages ---
 
+# What telling a counselor's current and former clients apart reads of a client, besides the name.
+_NAMED_WITH_HISTORY = ("id", "first_name", "last_name", "counselor_id", "assignments")
+
+
 def former_client(identity: Identity, client_id: str) -> Client | None:
     """A client a counselor counseled before a reassignment (not theirs now), or None: what their pages may
     still say of the client is the name and where the client went, never the record."""
     if identity.role != "counselor":
         return None
-    client = Client.objects(id=client_id, org_id=identity.org_id).only(
-        "id", "first_name", "last_name", "counselor_id", "assignments").first()
-    history = [(a.counselor_id, a.previous_counselor_id) for a in client.assignments] if client else []
-    return client if client and domain.counseled_before(identity.staff_id, history) else None
+    client = Client.objects(id=client_id, org_id=identity.org_id).only(*_NAMED_WITH_HISTORY).first()
+    return client if client and _ever_counseled(identity, client) else None
+
+
+def _ever_counseled(identity: Identity, client: Client) -> bool:
+    """Whether the counselor is this client's counselor or was before a reassignment."""
+    return client.counselor_id == identity.staff_id or domain.counseled_before(
+        identity.staff_id, [(a.counselor_id, a.previous_counselor_id) for a in client.assignments])
 
 
 def people_names(identity: Identity, client_ids: list[str], staff_ids: list[str],
@@ -262,17 +270,15 @@ def people_names(identity: Identity, client_ids: list[str], staff_ids: list[str]
     sessions and the referral that moved the client stay on their pages, and a stand-in there would hide
     whom they are about. The name only - the record itself follows the current assignment."""
     wanted = list(client_ids)
-    named = {c.id: c for c in clients(identity).filter(id__in=wanted).only("id", "first_name", "last_name")}
-    if identity.role == "counselor" and len(named) < len(wanted):
-        # At most the page's ids (bounded by the API), of the caller's organisation: the history is read
-        # here rather than matched in the query, which FerretDB would scan the same way.
-        for client in Client.objects(org_id=identity.org_id, id__in=[i for i in wanted if i not in named]) \
-                .only("id", "first_name", "last_name", "assignments"):
-            if domain.counseled_before(identity.staff_id, [(a.counselor_id, a.previous_counselor_id)
-                                                           for a in client.assignments]):
-                named[client.id] = client
+    if identity.role == "counselor":
+        # One read of the page's ids (bounded by the API) in the caller's organisation, current and former
+        # clients told apart here: FerretDB would scan for a match on the history the same way.
+        named = [c for c in Client.objects(org_id=identity.org_id, id__in=wanted).only(*_NAMED_WITH_HISTORY)
+                 if _ever_counseled(identity, c)]
+    else:
+        named = clients(identity).filter(id__in=wanted).only("id", "first_name", "last_name")
     clinics_named = Clinic.objects(org_id=identity.org_id, id__in=list(clinic_ids)).only("id", "name") \
         if clinic_ids else []
-    return {"clients": {c.id: f"{c.first_name} {c.last_name}" for c in named.values()},
+    return {"clients": {c.id: f"{c.first_name} {c.last_name}" for c in named},
             "staff": staff_names(identity, staff_ids) if staff_ids else {},
             "clinics": {c.id: c.name for c in clinics_named}}

@@ -54,7 +54,7 @@ def test_a_payload_is_built_from_a_sources_attributes_and_checked_like_one_from_
     stored = SimpleNamespace(id="a-1", source_event_id="e-1", client_id="cl-1", counselor_id="co-1",
                              session_number=4, instrument_id="wai-sr", kind="change", rules=["rupture"],
                              dimension="bond", severity="high", total=31.0, threshold=40.0, fall_sd=2.5,
-                             subscales={"goal": 3.0, "task": 3.5, "bond": 2.0}, baseline_mean=44.0,
+                             subscales={"goal": 3.0, "task": 3.5, "bond": 2.0}, usual_subscales={}, baseline_mean=44.0,
                              baseline_sd=3.0, baseline_sessions=5, previous_total=43.0, raised_at="not a field")
     payload = AllianceDropped.of(stored, alert_id=stored.id)
     assert (payload.alert_id, payload.rules, payload.fall_sd) == ("a-1", ["rupture"], 2.5)

@@ -9,7 +9,6 @@
   var PAGE_SIZE = 100;            // flask-smorest's largest page
   var MAX_PAGES = 50;             // per service: 5000 records; narrow the filters for more
   var SHOWN_ROWS = 300;           // the table; the CSV has every row loaded
-  var PEOPLE_PER_REQUEST = 60;    // ids per names request: keeps its URL well under the servers' limit
   var STAFF_KEYS = {staff_id: true, counselor_id: true, supervisor_id: true, new_counselor_id: true};
   // The API's id rule (services/common/events.py ID_PATTERN): a probed URL can leave anything in a subject,
   // and one id the names API refuses would leave every name of its request out.
@@ -126,23 +125,8 @@
     ['client', 'staff'].forEach(function (kind) {
       Object.keys(wanted[kind]).forEach(function (id) { pairs.push([kind, id]); });
     });
-    var requests = [];
-    for (var i = 0; i < pairs.length; i += PEOPLE_PER_REQUEST) {
-      var url = trail.dataset.peopleUrl + '?' + pairs.slice(i, i + PEOPLE_PER_REQUEST).map(function (p) {
-        return encodeURIComponent(p[0]) + '=' + encodeURIComponent(p[1]);
-      }).join('&');
-      requests.push(fetch(url, {credentials: 'same-origin', headers: {Accept: 'application/json'}})
-        .then(function (response) { return response.ok ? response.json() : {}; })
-        .catch(function () { return {}; }));
-    }
-    return Promise.all(requests).then(function (answers) {
-      var names = {client: {}, staff: {}};
-      answers.forEach(function (a) {
-        Object.assign(names.client, a.clients || {});
-        Object.assign(names.staff, a.staff || {});
-      });
-      return names;
-    });
+    // people.js's look-up (loaded before this script by the layout): one way of asking intake for names.
+    return window.RapportPeople.lookUp(pairs);
   }
 
   // --- showing them ---

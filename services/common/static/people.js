@@ -36,8 +36,26 @@
     return urls;
   }
 
-  function fill(elements) {
+  // The names of [kind, id] pairs the viewer may see: {client: {id: name}, staff: {...}, clinic: {...}}; ids
+  // intake does not answer for (or a failed request) are simply missing.
+  function lookUp(wanted) {
     var base = script && script.dataset.peopleUrl;
+    var answers = base && wanted.length ? requestUrls(base, wanted).map(function (url) {
+      return fetch(url, {credentials: 'same-origin', headers: {Accept: 'application/json'}})
+        .then(function (response) { return response.ok ? response.json() : {}; })
+        .catch(function () { return {}; });
+    }) : [];
+    return Promise.all(answers).then(function (found) {
+      var names = {};
+      Object.keys(KEYS).forEach(function (kind) {
+        names[kind] = Object.create(null);
+        found.forEach(function (answer) { Object.assign(names[kind], answer[KEYS[kind]] || {}); });
+      });
+      return names;
+    });
+  }
+
+  function fill(elements) {
     var seen = {};
     var wanted = [];
     elements.forEach(function (element) {
@@ -48,21 +66,7 @@
         wanted.push([kind, id]);
       }
     });
-    if (!base || wanted.length === 0) {
-      done();
-      return;
-    }
-    var answers = requestUrls(base, wanted).map(function (url) {
-      return fetch(url, {credentials: 'same-origin', headers: {Accept: 'application/json'}})
-        .then(function (response) { return response.ok ? response.json() : {}; })
-        .catch(function () { return {}; });
-    });
-    Promise.all(answers).then(function (found) {
-      var names = {};
-      Object.keys(KEYS).forEach(function (kind) {
-        names[kind] = Object.create(null);
-        found.forEach(function (answer) { Object.assign(names[kind], answer[KEYS[kind]] || {}); });
-      });
+    lookUp(wanted).then(function (names) {
       elements.forEach(function (element) {
         var kind = element.dataset.personKind;
         var name = KEYS[kind] ? names[kind][element.dataset.personId] : undefined;
@@ -72,6 +76,9 @@
       });
     }).finally(done);
   }
+
+  // For a page that shows people after loading (the audit trail): the same look-up.
+  window.RapportPeople = {lookUp: lookUp};
 
   function start() {
     fill(Array.prototype.slice.call(document.querySelectorAll('[data-person-kind][data-person-id]')));

@@ -191,11 +191,11 @@ def client_page(client_id, errors=None, status=200):
     return render_template(
         "client.html", client=client, sessions=sessions, links=link_rows, counselors=counselors,
         rated=queries.session_raters(client),
-        counselor_names=queries.staff_names(identity, named),
+        # Counselors of the record and who recorded the consent: one look-up of the staff named.
+        staff_names=queries.staff_names(identity, [*named, *([consent.recorded_by] if consent else [])]),
         exit_interviews=list(queries.exit_interviews(identity, client)), clinic_names=queries.clinic_names(identity),
         errors=errors or {}, notice=NOTICES.get(request.args.get("done")), today=date.today().isoformat(),
         can_write=identity.role in domain.CLIENT_WRITERS, consent=consent,
-        consent_by=queries.staff_names(identity, [consent.recorded_by]) if consent else {},
         sms_enabled=bool(settings().sms_webhook_url)), status
 
 
